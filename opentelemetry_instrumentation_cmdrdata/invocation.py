@@ -1,0 +1,199 @@
+"""One LLM call's span: start it, collect what the response says, finish exactly once.
+
+Provider hooks set plain fields on the invocation (tokens, ids, finish
+reasons); ``finish()`` turns them into span attributes and metric points in
+one place, whichever way the call ended (response, error, stream end, close,
+garbage collection).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import semconv as sc
+
+if TYPE_CHECKING:
+    from .providers.base import RequestInfo
+    from .telemetry import Telemetry
+
+_log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
+_reported: set[tuple[str, str]] = set()
+
+
+def log_internal_error(where: str, exc: BaseException) -> None:
+    """Log an error of ours once per place and type; later repeats go to DEBUG."""
+    key = (where, type(exc).__name__)
+    if key in _reported:
+        _log.debug("cmdrdata instrumentation error in %s", where, exc_info=exc)
+        return
+    _reported.add(key)
+    _log.warning(
+        "cmdrdata instrumentation error in %s (the call itself is unaffected): %s: %s",
+        where,
+        type(exc).__name__,
+        exc,
+    )
+
+
+def error_type(exc: BaseException) -> str:
+    """The ``error.type`` value: the exception class's qualified name."""
+    return type(exc).__qualname__
+
+
+class Invocation:
+    """The span of one call and the usage collected for it."""
+
+    __slots__ = (
+        "_finished",
+        "_lock",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "finish_reasons",
+        "first_chunk_ns",
+        "hide_usage_chunk",
+        "input_tokens",
+        "metric_attributes",
+        "output_tokens",
+        "reasoning_tokens",
+        "response_id",
+        "response_model",
+        "span",
+        "start_ns",
+        "telemetry",
+    )
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        operation: str,
+        request: RequestInfo,
+        customer_id: str | None,
+        metadata: dict[str, str],
+    ) -> None:
+        self.telemetry = telemetry
+        self._finished = False
+        self._lock = threading.Lock()
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.cache_read_tokens: int | None = None
+        self.cache_write_tokens: int | None = None
+        self.reasoning_tokens: int | None = None
+        self.response_id: str | None = None
+        self.response_model: str | None = None
+        self.finish_reasons: list[str] | None = None
+        self.first_chunk_ns: int | None = None
+        self.hide_usage_chunk = request.hide_usage_chunk
+
+        model = request.model
+        attributes: dict[str, Any] = {
+            sc.GEN_AI_OPERATION_NAME: operation,
+            sc.GEN_AI_PROVIDER_NAME: request.provider_name,
+        }
+        if model:
+            attributes[sc.GEN_AI_REQUEST_MODEL] = model
+        if request.server_address:
+            attributes[sc.SERVER_ADDRESS] = request.server_address
+            if request.server_port:
+                attributes[sc.SERVER_PORT] = request.server_port
+        # Low-cardinality copy for metrics: never the customer.
+        self.metric_attributes = dict(attributes)
+        if request.streaming:
+            attributes[sc.GEN_AI_REQUEST_STREAM] = True
+        if request.attributes:
+            attributes.update(request.attributes)
+        if customer_id is not None:
+            attributes[sc.CMDRDATA_CUSTOMER_ID] = customer_id
+        for key, value in metadata.items():
+            attributes[sc.CMDRDATA_METADATA_PREFIX + key] = value
+
+        self.span = telemetry.tracer.start_span(
+            f"{operation} {model}" if model else operation,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+        )
+        self.start_ns = time.perf_counter_ns()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def mark_first_chunk(self) -> None:
+        if self.first_chunk_ns is None:
+            self.first_chunk_ns = time.perf_counter_ns()
+
+    def add_finish_reason(self, reason: Any) -> None:
+        if reason is None:
+            return
+        if self.finish_reasons is None:
+            self.finish_reasons = []
+        self.finish_reasons.append(str(getattr(reason, "value", reason)))
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """End the span once; later calls do nothing. Never raises."""
+        if self._finished or not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._finished:
+                return
+            self._finished = True
+            self._end(error)
+        except Exception as exc:  # an error of ours must never reach the caller
+            log_internal_error("finishing the span", exc)
+        finally:
+            self._lock.release()
+
+    def _end(self, error: BaseException | None) -> None:
+        end_ns = time.perf_counter_ns()
+        span = self.span
+        attributes: dict[str, Any] = {}
+        if self.response_model:
+            attributes[sc.GEN_AI_RESPONSE_MODEL] = self.response_model
+        if self.response_id:
+            attributes[sc.GEN_AI_RESPONSE_ID] = self.response_id
+        if self.finish_reasons:
+            attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(self.finish_reasons)
+        if self.input_tokens is not None:
+            attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = self.input_tokens
+        if self.output_tokens is not None:
+            attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = self.output_tokens
+        if self.cache_read_tokens is not None:
+            attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = self.cache_read_tokens
+        if self.cache_write_tokens is not None:
+            attributes[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = self.cache_write_tokens
+        if self.reasoning_tokens is not None:
+            attributes[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning_tokens
+        if self.first_chunk_ns is not None:
+            attributes[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (
+                self.first_chunk_ns - self.start_ns
+            ) / 1e9
+        err_type = error_type(error) if error is not None else None
+        if err_type is not None:
+            attributes[sc.ERROR_TYPE] = err_type
+        if attributes:
+            span.set_attributes(attributes)
+        if err_type is not None:
+            span.set_status(Status(StatusCode.ERROR, err_type))
+        span.end()
+        self._record_metrics((end_ns - self.start_ns) / 1e9, err_type)
+
+    def _record_metrics(self, duration_s: float, err_type: str | None) -> None:
+        telemetry = self.telemetry
+        attributes = self.metric_attributes
+        if self.response_model:
+            attributes[sc.GEN_AI_RESPONSE_MODEL] = self.response_model
+        if err_type is not None:
+            attributes[sc.ERROR_TYPE] = err_type
+        telemetry.duration_histogram.record(duration_s, attributes)
+        if self.input_tokens is not None:
+            telemetry.token_histogram.record(
+                self.input_tokens, {**attributes, sc.GEN_AI_TOKEN_TYPE: "input"}
+            )
+        if self.output_tokens is not None:
+            telemetry.token_histogram.record(
+                self.output_tokens, {**attributes, sc.GEN_AI_TOKEN_TYPE: "output"}
+            )

@@ -1,0 +1,223 @@
+"""The one generic wrapper around every SDK method, and safe wrap/unwrap.
+
+Sync and async wrappers are two thin shells over ``_begin`` and
+``_on_result``: everything but the ``await`` is shared.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from . import customer
+from .invocation import Invocation, log_internal_error
+from .raw_response import record_value, wrap_raw_response
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .providers.base import MethodTarget, ProviderHooks
+    from .telemetry import Telemetry
+
+_log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
+
+# Set while one of our wrapped calls runs, so an SDK method that calls another
+# wrapped method (a helper over ``create``) yields one span, not two.
+_IN_CALL: ContextVar[bool] = ContextVar("cmdrdata_in_call", default=False)
+
+_MISSING = object()
+_RAW_HEADER = "X-Stainless-Raw-Response"
+
+
+def _split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any, Any, Any]:
+    """Take our per-call kwargs out without touching the caller's dict."""
+    if (
+        "customer_id" not in kwargs
+        and "cmdrdata_metadata" not in kwargs
+        and ("track_usage" not in kwargs)
+    ):
+        return kwargs, _MISSING, _MISSING, True
+    clean = dict(kwargs)
+    customer_id = clean.pop("customer_id", _MISSING)
+    metadata = clean.pop("cmdrdata_metadata", _MISSING)
+    track_usage = clean.pop("track_usage", True)
+    return clean, customer_id, metadata, track_usage is not False
+
+
+def _is_raw_call(kwargs: dict[str, Any]) -> bool:
+    headers = kwargs.get("extra_headers")
+    return bool(headers) and _RAW_HEADER in headers
+
+
+class _Call:
+    """A started call: its invocation and the context token to detach."""
+
+    __slots__ = ("in_call_token", "invocation", "kwargs", "raw", "streaming", "token")
+
+    def __init__(
+        self,
+        invocation: Invocation,
+        kwargs: dict[str, Any],
+        raw: bool,
+        streaming: bool,
+        token: object,
+        in_call_token: Any,
+    ) -> None:
+        self.invocation = invocation
+        self.kwargs = kwargs
+        self.raw = raw
+        self.streaming = streaming
+        self.token = token
+        self.in_call_token = in_call_token
+
+    def leave(self) -> None:
+        """Restore the caller's context once the SDK call has returned."""
+        try:
+            otel_context.detach(self.token)
+            _IN_CALL.reset(self.in_call_token)
+        except Exception as exc:
+            log_internal_error("restoring the context", exc)
+
+
+def _begin(
+    hooks: ProviderHooks,
+    target: MethodTarget,
+    telemetry: Telemetry,
+    instance: Any,
+    kwargs: dict[str, Any],
+) -> tuple[dict[str, Any], _Call | None]:
+    """Start the span for a call, or decide not to. Never raises."""
+    clean, call_customer, call_metadata, track = _split_kwargs(kwargs)
+    if not track or not telemetry.active or _IN_CALL.get() or not is_instrumentation_enabled():
+        return clean, None
+    try:
+        info, call_kwargs = hooks.request(target, instance, clean)
+        baggage_customer, metadata = customer.read_attribution()
+        customer_id = baggage_customer
+        if call_customer is not _MISSING:
+            customer_id = customer.coerce_call_customer_id(call_customer)
+        if call_metadata is not _MISSING:
+            metadata = {**metadata, **customer.coerce_call_metadata(call_metadata)}
+        invocation = Invocation(telemetry, target.operation, info, customer_id, metadata)
+        # The SDK's HTTP request runs inside our span (so HTTP and SDK-native
+        # spans nest under it) and without our baggage (so the customer id
+        # never travels to the AI provider).
+        ctx = trace.set_span_in_context(invocation.span, customer.context_without_attribution())
+        token = otel_context.attach(ctx)
+        in_call_token = _IN_CALL.set(True)
+        return call_kwargs, _Call(
+            invocation, call_kwargs, _is_raw_call(call_kwargs), info.streaming, token, in_call_token
+        )
+    except Exception as exc:
+        log_internal_error(f"starting the span of {target.qualname}", exc)
+        return clean, None
+
+
+def _on_result(call: _Call, hooks: ProviderHooks, target: MethodTarget, result: Any) -> Any:
+    """Hand the SDK's result back, wrapped or recorded. Never raises."""
+    invocation = call.invocation
+    try:
+        if call.raw and hooks.is_raw_response(result):
+            return wrap_raw_response(result, invocation, hooks, target, call.streaming)
+        return record_value(result, invocation, hooks, target)
+    except Exception as exc:
+        log_internal_error("handling the result", exc)
+        invocation.finish()
+        return result
+
+
+def make_wrapper(
+    hooks: ProviderHooks, target: MethodTarget, telemetry: Telemetry
+) -> Callable[..., Any]:
+    """Build the wrapt wrapper for one SDK method."""
+    if target.is_async:
+
+        async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            call_kwargs, call = _begin(hooks, target, telemetry, instance, kwargs)
+            if call is None:
+                return await wrapped(*args, **call_kwargs)
+            try:
+                result = await wrapped(*args, **call_kwargs)
+            except BaseException as exc:
+                call.leave()
+                call.invocation.finish(exc)
+                raise
+            call.leave()
+            return _on_result(call, hooks, target, result)
+
+        return async_wrapper
+
+    def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        call_kwargs, call = _begin(hooks, target, telemetry, instance, kwargs)
+        if call is None:
+            return wrapped(*args, **call_kwargs)
+        try:
+            result = wrapped(*args, **call_kwargs)
+        except BaseException as exc:
+            call.leave()
+            call.invocation.finish(exc)
+            raise
+        call.leave()
+        return _on_result(call, hooks, target, result)
+
+    return sync_wrapper
+
+
+def _resolve(module_name: str, qualname: str) -> tuple[Any, str] | None:
+    """Find the class (or module) owning the method; None if it is not there."""
+    try:
+        owner: Any = importlib.import_module(module_name)
+    except Exception:
+        return None
+    *path, attr = qualname.split(".")
+    for part in path:
+        owner = getattr(owner, part, None)
+        if owner is None:
+            return None
+    if not callable(getattr(owner, attr, None)):
+        return None
+    return owner, attr
+
+
+def wrap_target(hooks: ProviderHooks, target: MethodTarget, telemetry: Telemetry) -> bool:
+    """Wrap one method; a missing or renamed one is skipped with one debug log."""
+    found = _resolve(target.module, target.qualname)
+    if found is None:
+        _log.debug("%s.%s not found; not instrumented", target.module, target.qualname)
+        return False
+    owner, attr = found
+    original = vars(owner).get(attr) if isinstance(owner, type) else getattr(owner, attr)
+    if original is None:
+        original = getattr(owner, attr)
+    if _is_ours(original):
+        return False
+    try:
+        wrapper = wrapt.FunctionWrapper(original, make_wrapper(hooks, target, telemetry))
+        wrapper._self_cmdrdata = True
+        setattr(owner, attr, wrapper)
+    except Exception as exc:
+        _log.debug("could not wrap %s.%s: %s", target.module, target.qualname, exc)
+        return False
+    return True
+
+
+def unwrap_target(target: MethodTarget) -> None:
+    """Restore the original method exactly (only if the wrapper there is ours)."""
+    found = _resolve(target.module, target.qualname)
+    if found is None:
+        return
+    owner, attr = found
+    current = vars(owner).get(attr)
+    if _is_ours(current):
+        setattr(owner, attr, current.__wrapped__)
+
+
+def _is_ours(obj: Any) -> bool:
+    return isinstance(obj, wrapt.FunctionWrapper) and getattr(obj, "_self_cmdrdata", False)

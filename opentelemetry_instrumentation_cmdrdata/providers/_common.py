@@ -1,0 +1,91 @@
+"""Small helpers the provider modules share: reading numbers and request params safely."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import semconv as sc
+
+
+def token_count(value: Any) -> int | None:
+    """A usage number as reported, or None when it is absent or not a sane count."""
+    if type(value) is int and value >= 0:
+        return value
+    return None
+
+
+def add_counts(*values: Any) -> int | None:
+    """Sum the counts that are present; None when none is."""
+    total = None
+    for value in values:
+        count = token_count(value)
+        if count is not None:
+            total = count if total is None else total + count
+    return total
+
+
+def number_param(value: Any) -> int | float | None:
+    """A numeric request parameter, skipping the SDKs' omit/NOT_GIVEN sentinels."""
+    if type(value) in (int, float):
+        return value
+    return None
+
+
+def stop_sequences(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
+def common_request_attributes(
+    kwargs: dict[str, Any],
+    *,
+    max_tokens: tuple[str, ...] = ("max_tokens",),
+    stop: str = "stop",
+) -> dict[str, Any]:
+    """The ``gen_ai.request.*`` parameters most chat APIs share, when given."""
+    attributes: dict[str, Any] = {}
+    for name in max_tokens:
+        value = kwargs.get(name)
+        if type(value) is int:
+            attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = value
+            break
+    for key, attribute in (
+        ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE),
+        ("top_p", sc.GEN_AI_REQUEST_TOP_P),
+        ("top_k", sc.GEN_AI_REQUEST_TOP_K),
+        ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+        ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY),
+    ):
+        value = number_param(kwargs.get(key))
+        if value is not None:
+            attributes[attribute] = value
+    seed = kwargs.get("seed")
+    if type(seed) is int:
+        attributes[sc.GEN_AI_REQUEST_SEED] = seed
+    sequences = stop_sequences(kwargs.get(stop))
+    if sequences:
+        attributes[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = sequences
+    return attributes
+
+
+class ServerCache:
+    """Per-client facts (provider name, address, port), computed once per base URL."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[Any, tuple[str, str | None, int | None]]] = {}
+
+    def get(self, key: Any) -> tuple[str, str | None, int | None] | None:
+        entry = self._entries.get(id(key))
+        if entry is not None and entry[0] is key:
+            return entry[1]
+        return None
+
+    def put(self, key: Any, value: tuple[str, str | None, int | None]) -> None:
+        if len(self._entries) > 1024:
+            self._entries.clear()
+        self._entries[id(key)] = (key, value)

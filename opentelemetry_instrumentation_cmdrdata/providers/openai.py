@@ -1,0 +1,276 @@
+"""OpenAI SDK: chat completions, Responses, legacy completions, embeddings.
+
+``chat.completions.stream`` and ``responses.stream`` are not wrapped on their
+own: the SDK implements them by calling ``create(stream=True)`` when the
+stream manager is entered, so that call carries the span (it starts when the
+request is made) and the manager's close reaches it through the response.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .. import semconv as sc
+from ._common import ServerCache, add_counts, common_request_attributes, token_count
+from .base import MethodTarget, ProviderHooks, RequestInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..invocation import Invocation
+    from ..telemetry import Telemetry
+
+_CHAT = "openai.resources.chat.completions.completions"
+_RESPONSES = "openai.resources.responses.responses"
+_COMPLETIONS = "openai.resources.completions"
+_EMBEDDINGS = "openai.resources.embeddings"
+
+# OpenAI-compatible services reached through the openai SDK, named by host.
+_HOST_SUFFIXES: tuple[tuple[str, str], ...] = (
+    (".openai.azure.com", "azure.ai.openai"),
+    ("api.groq.com", "groq"),
+    ("api.mistral.ai", "mistral_ai"),
+    ("api.deepseek.com", "deepseek"),
+    ("api.x.ai", "x_ai"),
+    ("api.together.xyz", "together_ai"),
+    ("openrouter.ai", "openrouter"),
+)
+_OLLAMA_PORT = 11434
+
+
+def provider_for_host(host: str | None, port: int | None) -> str:
+    """The semconv provider name of an OpenAI-compatible endpoint."""
+    host = (host or "").lower().rstrip(".")
+    for suffix, name in _HOST_SUFFIXES:
+        if host == suffix.lstrip(".") or host.endswith(
+            suffix if suffix[0] == "." else "." + suffix
+        ):
+            return name
+    if port == _OLLAMA_PORT:
+        return "ollama"
+    return sc.PROVIDER_OPENAI
+
+
+class OpenAIHooks(ProviderHooks):
+    name = "openai"
+    sdk_module = "openai"
+
+    _TARGETS: ClassVar[tuple[MethodTarget, ...]] = (
+        MethodTarget(_CHAT, "Completions.create", sc.OP_CHAT, False, "chat"),
+        MethodTarget(_CHAT, "Completions.parse", sc.OP_CHAT, False, "chat"),
+        MethodTarget(_CHAT, "AsyncCompletions.create", sc.OP_CHAT, True, "chat"),
+        MethodTarget(_CHAT, "AsyncCompletions.parse", sc.OP_CHAT, True, "chat"),
+        MethodTarget(_RESPONSES, "Responses.create", sc.OP_CHAT, False, "responses"),
+        MethodTarget(_RESPONSES, "Responses.parse", sc.OP_CHAT, False, "responses"),
+        MethodTarget(_RESPONSES, "AsyncResponses.create", sc.OP_CHAT, True, "responses"),
+        MethodTarget(_RESPONSES, "AsyncResponses.parse", sc.OP_CHAT, True, "responses"),
+        MethodTarget(_COMPLETIONS, "Completions.create", sc.OP_TEXT_COMPLETION, False, "text"),
+        MethodTarget(_COMPLETIONS, "AsyncCompletions.create", sc.OP_TEXT_COMPLETION, True, "text"),
+        MethodTarget(_EMBEDDINGS, "Embeddings.create", sc.OP_EMBEDDINGS, False, "embeddings"),
+        MethodTarget(_EMBEDDINGS, "AsyncEmbeddings.create", sc.OP_EMBEDDINGS, True, "embeddings"),
+    )
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        import openai
+        from openai import _legacy_response, _response
+
+        self._telemetry = telemetry
+        self._servers = ServerCache()
+        self._stream_types = (openai.Stream, openai.AsyncStream)
+        self._raw_types = (
+            _legacy_response.LegacyAPIResponse,
+            _response.APIResponse,
+            _response.AsyncAPIResponse,
+        )
+        self._azure_types = tuple(
+            t
+            for t in (
+                getattr(openai, "AzureOpenAI", None),
+                getattr(openai, "AsyncAzureOpenAI", None),
+            )
+            if t
+        )
+
+    def targets(self) -> Sequence[MethodTarget]:
+        return self._TARGETS
+
+    # -- request -----------------------------------------------------------
+
+    def _server(self, instance: Any) -> tuple[str, str | None, int | None]:
+        client = getattr(instance, "_client", None)
+        base_url = getattr(client, "base_url", None)
+        if base_url is None:
+            return sc.PROVIDER_OPENAI, None, None
+        known = self._servers.get(base_url)
+        if known is not None:
+            return known
+        host = getattr(base_url, "host", None) or None
+        port = getattr(base_url, "port", None)
+        if port is None:
+            port = 443 if getattr(base_url, "scheme", "https") == "https" else 80
+        provider = provider_for_host(host, port)
+        if self._azure_types and isinstance(client, self._azure_types):
+            provider = "azure.ai.openai"
+        value = (provider, host, port)
+        self._servers.put(base_url, value)
+        return value
+
+    def request(
+        self, target: MethodTarget, instance: Any, kwargs: dict[str, Any]
+    ) -> tuple[RequestInfo, dict[str, Any]]:
+        provider, address, port = self._server(instance)
+        model = kwargs.get("model")
+        streaming = kwargs.get("stream") is True
+        api = target.api
+        if api == "embeddings":
+            attributes: dict[str, Any] = {}
+            encoding = kwargs.get("encoding_format")
+            if isinstance(encoding, str):
+                attributes[sc.GEN_AI_REQUEST_ENCODING_FORMATS] = (encoding,)
+        elif api == "responses":
+            attributes = common_request_attributes(kwargs, max_tokens=("max_output_tokens",))
+            reasoning = kwargs.get("reasoning")
+            if isinstance(reasoning, dict) and isinstance(reasoning.get("effort"), str):
+                attributes[sc.GEN_AI_REQUEST_REASONING_LEVEL] = reasoning["effort"]
+        else:
+            attributes = common_request_attributes(
+                kwargs, max_tokens=("max_completion_tokens", "max_tokens")
+            )
+            n = kwargs.get("n")
+            if type(n) is int and n != 1:
+                attributes[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
+            effort = kwargs.get("reasoning_effort")
+            if isinstance(effort, str):
+                attributes[sc.GEN_AI_REQUEST_REASONING_LEVEL] = effort
+        info = RequestInfo(
+            provider_name=provider,
+            model=model if isinstance(model, str) else None,
+            server_address=address,
+            server_port=port,
+            streaming=streaming,
+            attributes=attributes,
+        )
+        if streaming and api in ("chat", "text") and self._telemetry.inject_stream_usage:
+            kwargs = self._ask_for_stream_usage(kwargs, info)
+        return info, kwargs
+
+    @staticmethod
+    def _ask_for_stream_usage(kwargs: dict[str, Any], info: RequestInfo) -> dict[str, Any]:
+        """Ask for the usage chunk if the caller did not; hide it from them then."""
+        options = kwargs.get("stream_options")
+        if isinstance(options, dict):
+            if options.get("include_usage") is True:
+                return kwargs
+            new_options = {**options, "include_usage": True}
+        elif options is None or type(options).__name__ in ("Omit", "NotGiven"):
+            new_options = {"include_usage": True}
+        else:
+            return kwargs  # something we do not understand: leave it alone
+        info.hide_usage_chunk = True
+        return {**kwargs, "stream_options": new_options}
+
+    # -- response ----------------------------------------------------------
+
+    def on_response(self, invocation: Invocation, target: MethodTarget, response: Any) -> None:
+        api = target.api
+        if api == "responses":
+            _record_response_object(invocation, response)
+            return
+        invocation.response_id = getattr(response, "id", None) or None
+        invocation.response_model = getattr(response, "model", None) or None
+        usage = getattr(response, "usage", None)
+        if api == "embeddings":
+            if usage is not None:
+                invocation.input_tokens = token_count(getattr(usage, "prompt_tokens", None))
+            invocation.response_id = None
+            return
+        for choice in getattr(response, "choices", None) or ():
+            invocation.add_finish_reason(getattr(choice, "finish_reason", None))
+        if usage is not None:
+            _record_completion_usage(invocation, usage)
+
+    def on_chunk(self, invocation: Invocation, chunk: Any) -> bool:
+        event_type = getattr(chunk, "type", None)
+        if event_type is not None and isinstance(event_type, str):
+            _record_response_event(invocation, event_type, chunk)
+            return True
+        if invocation.response_id is None:
+            invocation.response_id = getattr(chunk, "id", None) or None
+            invocation.response_model = getattr(chunk, "model", None) or None
+        choices = chunk.choices
+        if choices:
+            for choice in choices:
+                reason = choice.finish_reason
+                if reason is not None:
+                    invocation.add_finish_reason(reason)
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            _record_completion_usage(invocation, usage)
+            if not choices and invocation.hide_usage_chunk:
+                return False
+        return True
+
+    def is_stream(self, result: Any) -> bool:
+        return isinstance(result, self._stream_types)
+
+    def is_raw_response(self, result: Any) -> bool:
+        return isinstance(result, self._raw_types)
+
+
+def _record_completion_usage(invocation: Invocation, usage: Any) -> None:
+    """Chat and legacy completions: prompt_tokens already include cached tokens."""
+    invocation.input_tokens = token_count(getattr(usage, "prompt_tokens", None))
+    invocation.output_tokens = token_count(getattr(usage, "completion_tokens", None))
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    if prompt_details is not None:
+        invocation.cache_read_tokens = token_count(getattr(prompt_details, "cached_tokens", None))
+        invocation.cache_write_tokens = token_count(
+            getattr(prompt_details, "cache_write_tokens", None)
+        )
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    if completion_details is not None:
+        invocation.reasoning_tokens = token_count(
+            getattr(completion_details, "reasoning_tokens", None)
+        )
+
+
+def _record_response_object(invocation: Invocation, response: Any) -> None:
+    """Responses API: a ``Response`` object (plain call, or the final stream event)."""
+    invocation.response_id = getattr(response, "id", None) or invocation.response_id
+    invocation.response_model = getattr(response, "model", None) or invocation.response_model
+    status = getattr(response, "status", None)
+    if status is not None and invocation.finish_reasons is None:
+        details = getattr(response, "incomplete_details", None)
+        reason = getattr(details, "reason", None) if details is not None else None
+        invocation.add_finish_reason(reason or status)
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return
+    invocation.input_tokens = token_count(getattr(usage, "input_tokens", None))
+    invocation.output_tokens = token_count(getattr(usage, "output_tokens", None))
+    input_details = getattr(usage, "input_tokens_details", None)
+    if input_details is not None:
+        invocation.cache_read_tokens = token_count(getattr(input_details, "cached_tokens", None))
+        invocation.cache_write_tokens = token_count(
+            getattr(input_details, "cache_write_tokens", None)
+        )
+    output_details = getattr(usage, "output_tokens_details", None)
+    if output_details is not None:
+        invocation.reasoning_tokens = token_count(getattr(output_details, "reasoning_tokens", None))
+
+
+_FINAL_RESPONSE_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
+
+
+def _record_response_event(invocation: Invocation, event_type: str, event: Any) -> None:
+    if event_type in _FINAL_RESPONSE_EVENTS:
+        response = getattr(event, "response", None)
+        if response is not None:
+            _record_response_object(invocation, response)
+    elif event_type == "response.created" and invocation.response_id is None:
+        response = getattr(event, "response", None)
+        invocation.response_id = getattr(response, "id", None) or None
+        invocation.response_model = getattr(response, "model", None) or None
+
+
+__all__ = ["OpenAIHooks", "add_counts", "provider_for_host"]

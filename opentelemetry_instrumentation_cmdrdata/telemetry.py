@@ -1,0 +1,87 @@
+"""The tracer, meter instruments and settings an instrumentor run shares.
+
+Resolved once at ``instrument()`` time so the per-call path does no lookups.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import metrics, trace
+
+from . import semconv
+from .version import __version__
+
+_log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+# Advisory bucket boundaries of the GenAI metric conventions.
+TOKEN_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """Read a boolean environment variable; a bad value is logged and ignored."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    _log.warning(
+        "%s=%r is not a boolean (use true or false); using the default %s",
+        name,
+        raw[:40],
+        str(default).lower(),
+    )
+    return default
+
+
+@dataclass(slots=True)
+class Telemetry:
+    """Everything an invocation needs, bound once per ``instrument()``."""
+
+    tracer: trace.Tracer
+    token_histogram: Any
+    duration_histogram: Any
+    inject_stream_usage: bool
+    active: bool = True
+
+
+def build_telemetry(tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry:
+    tracer = trace.get_tracer(
+        semconv.SCOPE_NAME,
+        __version__,
+        tracer_provider,
+        schema_url="https://opentelemetry.io/schemas/1.37.0",
+    )
+    meter = metrics.get_meter(semconv.SCOPE_NAME, __version__, meter_provider)
+    token_histogram = meter.create_histogram(
+        semconv.METRIC_TOKEN_USAGE,
+        unit="{token}",
+        description="Number of input and output tokens used per GenAI call",
+        explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
+    )
+    duration_histogram = meter.create_histogram(
+        semconv.METRIC_OPERATION_DURATION,
+        unit="s",
+        description="Duration of GenAI client operations",
+        explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+    )
+    return Telemetry(
+        tracer=tracer,
+        token_histogram=token_histogram,
+        duration_histogram=duration_histogram,
+        inject_stream_usage=env_flag("CMDRDATA_INJECT_STREAM_USAGE", True),
+    )
