@@ -26,8 +26,8 @@ _COMPLETIONS = "openai.resources.completions"
 _EMBEDDINGS = "openai.resources.embeddings"
 
 # OpenAI-compatible services reached through the openai SDK, named by host.
-_HOST_SUFFIXES: tuple[tuple[str, str], ...] = (
-    (".openai.azure.com", "azure.ai.openai"),
+_HOST_DOMAINS: tuple[tuple[str, str], ...] = (
+    ("openai.azure.com", "azure.ai.openai"),
     ("api.groq.com", "groq"),
     ("api.mistral.ai", "mistral_ai"),
     ("api.deepseek.com", "deepseek"),
@@ -41,7 +41,7 @@ _OLLAMA_PORT = 11434
 def provider_for_host(host: str | None, port: int | None) -> str:
     """The semconv provider name of an OpenAI-compatible endpoint."""
     host = (host or "").lower().rstrip(".")
-    for suffix, name in _HOST_SUFFIXES:
+    for suffix, name in _HOST_DOMAINS:
         if host == suffix.lstrip(".") or host.endswith(
             suffix if suffix[0] == "." else "." + suffix
         ):
