@@ -199,7 +199,8 @@ def wrap_target(hooks: ProviderHooks, target: MethodTarget, telemetry: Telemetry
     if _is_ours(original):
         return False
     try:
-        wrapper = wrapt.FunctionWrapper(original, make_wrapper(hooks, target, telemetry))
+        handler = hooks.custom_wrapper(target, telemetry) or make_wrapper(hooks, target, telemetry)
+        wrapper = wrapt.FunctionWrapper(original, handler)
         wrapper._self_cmdrdata = True
         setattr(owner, attr, wrapper)
     except Exception as exc:

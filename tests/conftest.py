@@ -72,21 +72,6 @@ def spans(span_exporter: InMemorySpanExporter):
     return lambda: our_spans(span_exporter)
 
 
-@pytest.fixture(scope="session")
-def _openai_server_session():
-    from tests.servers.openai_server import OpenAIFakeServer
-
-    with OpenAIFakeServer() as server:
-        yield server
-
-
-@pytest.fixture
-def openai_server(_openai_server_session):
-    """The fake OpenAI API, reset before each test."""
-    _openai_server_session.reset()
-    return _openai_server_session
-
-
 @pytest.fixture
 def make_openai_client(openai_server):
     """``make_openai_client("sync" | "async")``: a real SDK client aimed at the fake."""
@@ -96,7 +81,9 @@ def make_openai_client(openai_server):
 
     def make(flavour: str = "sync", **options):
         cls = openai.OpenAI if flavour == "sync" else openai.AsyncOpenAI
-        client = cls(base_url=openai_server.url + "/v1", api_key="sk-test", max_retries=0, **options)
+        client = cls(
+            base_url=openai_server.url + "/v1", api_key="sk-test", max_retries=0, **options
+        )
         clients.append(client)
         return client
 

@@ -40,7 +40,9 @@ class CallShape:
 
 
 SHAPES: list[CallShape] = [
-    CallShape("chat", "chat.completions", "create", {"model": "gpt-4o-mini", "messages": MESSAGES}, "chat"),
+    CallShape(
+        "chat", "chat.completions", "create", {"model": "gpt-4o-mini", "messages": MESSAGES}, "chat"
+    ),
     CallShape(
         "chat_stream",
         "chat.completions",
@@ -67,7 +69,9 @@ SHAPES: list[CallShape] = [
         manager=True,
         modes=("plain",),
     ),
-    CallShape("responses", "responses", "create", {"model": "gpt-4o-mini", "input": "Say hi"}, "chat"),
+    CallShape(
+        "responses", "responses", "create", {"model": "gpt-4o-mini", "input": "Say hi"}, "chat"
+    ),
     CallShape(
         "responses_stream",
         "responses",

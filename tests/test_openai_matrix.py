@@ -36,7 +36,7 @@ async def test_one_span_with_exact_attributes(
     openai_server.configure(usage=USAGE, content=shape.content, response_id="id-fixed-1")
     client = make_openai_client(flavour)
 
-    result, items = await run_call(client, shape, mode)
+    _result, items = await run_call(client, shape, mode)
 
     [span] = spans()
     attrs = dict(span.attributes)

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ..invocation import Invocation
+    from ..telemetry import Telemetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +85,14 @@ class ProviderHooks:
     def is_raw_response(self, result: Any) -> bool:
         """True for ``with_raw_response`` / ``with_streaming_response`` results."""
         return False
+
+    def custom_wrapper(
+        self, target: MethodTarget, telemetry: Telemetry
+    ) -> Callable[..., Any] | None:
+        """A wrapt wrapper of the provider's own for ``target``; None for the generic one.
+
+        For a method whose request is sent later than the call returns (a
+        stream manager that sends it on ``__enter__``): the provider's wrapper
+        can run ``patching.make_wrapper``'s generic one at that later moment.
+        """
+        return None

@@ -1,0 +1,205 @@
+"""``CmdrDataSpanExporter``: spans in, durable usage events out, delivery in the background.
+
+``export()`` converts, writes to the spool and returns; it never waits for the network, so the
+``BatchSpanProcessor`` worker (and with ``SimpleSpanProcessor`` the application thread) is never
+held up by cmdrdata. Delivery belongs to a daemon sender thread per exporter.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from cmdrdata_exporter.config import Settings, resolve
+from cmdrdata_exporter.diagnostics import Drops
+from cmdrdata_exporter.events import RecentIds, encode, spans_to_events
+from cmdrdata_exporter.sender import Delivery, Sender
+from cmdrdata_exporter.spool import ResilientSpool
+
+logger = logging.getLogger("cmdrdata_exporter")
+
+_LIVE: weakref.WeakSet[CmdrDataSpanExporter] = weakref.WeakSet()
+
+
+def live_exporters() -> list[CmdrDataSpanExporter]:
+    """The exporters of this process that are not shut down (a snapshot)."""
+    return list(_LIVE)
+
+
+class CmdrDataSpanExporter(SpanExporter):
+    """Bills each GenAI span as one cmdrdata usage event.
+
+    With no arguments it reads ``CMDRDATA_*`` from the environment and never raises; keyword
+    arguments (``api_key=``, ``endpoint=``, ``timeout=``, ``spool_dir=``, ``spool=``,
+    ``default_customer_id=``, ``span_source=``, ``disabled=``, ``bill_unsampled=``,
+    ``max_spool_events=``, ``shutdown_timeout=``, ``concurrency=``) override it and are
+    validated strictly.
+    """
+
+    def __init__(self, **overrides: Any) -> None:
+        self._settings: Settings = resolve(overrides)
+        for problem in self._settings.problems:
+            logger.log(problem.level, "cmdrdata exporter: %s", problem.message)
+        self._drops = Drops()
+        self._recent = RecentIds()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._spool: ResilientSpool | None = None
+        self._delivery: Delivery | None = None
+        self._sender: Sender | None = None
+        s = self._settings
+        if not s.disabled:
+            spool_dir = s.spool_dir if s.spool == "sqlite" else None
+            self._spool = ResilientSpool(spool_dir, s.max_spool_events, self._drops)
+            if s.delivery_blocker is None:
+                self._delivery = Delivery(s, self._spool, self._drops)
+        _LIVE.add(self)
+        self._ensure_sender()
+
+    def __repr__(self) -> str:
+        return f"CmdrDataSpanExporter({self._settings!r})"
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    # -- billing -------------------------------------------------------------------------
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._closed:
+            self._drops.count(
+                "export_after_shutdown", "spans exported after shutdown() are not billed"
+            )
+            return SpanExportResult.FAILURE
+        self.bill_spans(spans)
+        return SpanExportResult.SUCCESS
+
+    def bill_spans(self, spans: Sequence[ReadableSpan]) -> int:
+        """Convert and spool these spans' events now; returns how many were newly queued.
+
+        Safe to call from any thread, also for spans that no processor will export (unsampled
+        calls). Never raises.
+        """
+        if self._spool is None or self._closed:
+            return 0
+        try:
+            if self._settings.span_source == "genai":
+                with self._lock:  # the recent-ids memory is shared state
+                    events = spans_to_events(spans, self._settings, self._drops, self._recent)
+            else:
+                events = spans_to_events(spans, self._settings, self._drops)
+            return self.enqueue(events)
+        except Exception as exc:
+            self._drops.count(
+                "internal_error", f"could not bill spans ({type(exc).__name__}: {exc})"
+            )
+            return 0
+
+    def enqueue(self, events: Sequence[dict[str, Any]]) -> int:
+        """Make events durable and wake the sender."""
+        if not events or self._spool is None:
+            return 0
+        added = self._spool.put([(e["metadata"]["event_id"], encode(e)) for e in events])
+        self._ensure_sender()
+        if self._sender is not None:
+            self._sender.wake()
+        return added
+
+    # -- delivery lifecycle ----------------------------------------------------------------
+
+    def _ensure_sender(self) -> None:
+        if self._sender is None and self._delivery is not None and not self._closed:
+            with self._lock:
+                if self._sender is None:
+                    self._sender = Sender(self._delivery, self._settings.poll_interval)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Deliver what is due now, within the deadline; True when nothing is left queued."""
+        if self._spool is None:
+            return True
+        if self._delivery is None or self._closed:
+            return self._spool.pending() == 0
+        return self._delivery.drain(time.monotonic() + timeout_millis / 1000)
+
+    def shutdown(self, timeout_millis: int | None = None) -> None:
+        """Stop accepting, deliver what fits in the deadline, keep the rest in the spool.
+
+        Idempotent; never waits past the deadline (default ``shutdown_timeout``, 5 s).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        _LIVE.discard(self)
+        seconds = (
+            self._settings.shutdown_timeout if timeout_millis is None else timeout_millis / 1000
+        )
+        deadline = time.monotonic() + max(seconds, 0)
+        finished = True
+        try:
+            if self._sender is not None:
+                self._sender.stop()
+            if self._delivery is not None:
+                self._delivery.drain(deadline)
+            if self._sender is not None:
+                finished = self._sender.join(deadline - time.monotonic())
+            # A request still in flight owns the client and the spool until it times out;
+            # closing them under it would only turn a clean retry into an error.
+            if finished and self._delivery is not None:
+                self._delivery.close()
+                self._spool.release_owner(self._delivery.owner)  # type: ignore[union-attr]
+            if finished and self._spool is not None:
+                self._spool.close()
+        except Exception as exc:
+            logger.warning("cmdrdata exporter shutdown: %s", type(exc).__name__)
+
+    def status(self) -> dict[str, Any]:
+        """Counts (queued, delivered, rejected), rejections, last error, pause and drops."""
+        if self._spool is None:
+            info: dict[str, Any] = {"queued": 0, "delivered": 0, "rejected": 0, "rejections": []}
+            info.update(last_error=None, spool=None)
+        else:
+            info = self._spool.stats()
+        info["paused"] = self._settings.delivery_blocker or (
+            self._delivery.pause_reason
+            if self._delivery is not None and self._delivery.paused_until > time.time()
+            else None
+        )
+        info["dropped"] = self._drops.snapshot()
+        info["disabled"] = self._settings.disabled
+        return info
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks, no inherited thread, client or in-memory events."""
+        self._lock = threading.Lock()
+        self._drops.reset_lock()
+        self._sender = None
+        if self._spool is not None:
+            self._spool.after_fork()
+            if self._delivery is not None:
+                self._delivery = Delivery(self._settings, self._spool, self._drops)
+
+
+def _after_fork_in_child() -> None:
+    for exporter in list(_LIVE):
+        exporter._after_fork()
+
+
+def _shutdown_all() -> None:
+    for exporter in list(_LIVE):
+        exporter.shutdown()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+# Registered at import, i.e. normally before the TracerProvider's own atexit hook, so it runs
+# after the provider has flushed its last spans into us.
+atexit.register(_shutdown_all)

@@ -1,0 +1,351 @@
+"""Background delivery from the spool to cmdrdata.
+
+One ``Delivery`` per exporter owns the HTTP client, a few daemon worker threads (bounded
+concurrency over keep-alive connections) and the shared pause state: a 429 or an outage pauses
+the whole sender, not just one event, so a struggling server is not hammered; a 401/403 pauses
+until the key works again, and never turns billing off. ``Sender`` is the daemon thread that
+runs delivery rounds; ``Delivery.drain`` runs them on the caller's thread (flush, shutdown).
+All of it runs with OpenTelemetry instrumentation suppressed, so our requests are never traced
+and never carry ``traceparent``/``baggage``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import queue
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+import httpx
+from opentelemetry import context as otel_context
+
+from cmdrdata_exporter.config import Settings
+from cmdrdata_exporter.diagnostics import Drops
+from cmdrdata_exporter.spool import Claimed, Outcome, Spool
+
+logger = logging.getLogger("cmdrdata_exporter.sender")
+
+try:
+    from opentelemetry_instrumentation_cmdrdata.version import __version__
+except Exception:  # pragma: no cover
+    __version__ = "0"
+
+USER_AGENT = f"opentelemetry-instrumentation-cmdrdata/{__version__} (python {platform.python_version()})"
+MAX_RETRY_AFTER = 3600.0
+MAX_AUTH_PAUSE_FACTOR = 10
+
+
+def _suppression_context() -> otel_context.Context:
+    ctx = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+    try:
+        from opentelemetry.instrumentation.utils import _SUPPRESS_HTTP_INSTRUMENTATION_KEY
+
+        ctx = otel_context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, ctx)
+    except Exception:
+        pass
+    return ctx
+
+
+@contextmanager
+def suppressed():
+    """Run a block with every OpenTelemetry instrumentation switched off."""
+    token = otel_context.attach(_suppression_context())
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def http_status_kind(status: int) -> str:
+    """How a reply status is treated: any 2xx counts, 408/429/5xx are retried."""
+    if 200 <= status < 300:
+        return "delivered"
+    if status in (401, 403):
+        return "auth"
+    if status in (408, 429) or status >= 500:
+        return "retry"
+    return "rejected"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The result of one POST, classified."""
+
+    kind: str  # delivered | retry | rejected | auth | released
+    status: int | None = None
+    detail: str = ""
+    retry_after: float | None = None
+
+
+class _Workers:
+    """A few daemon threads; unlike ThreadPoolExecutor they never hold up interpreter exit."""
+
+    def __init__(self, size: int):
+        self._size = size
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        with self._lock:
+            while len(self._threads) < self._size:
+                thread = threading.Thread(
+                    target=self._work, name="cmdrdata-exporter-http", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        with suppressed():
+            while (job := self._jobs.get()) is not None:
+                job()
+
+    def map(self, fn: Callable[[Claimed], Attempt], items: Sequence[Claimed]) -> list[Attempt]:
+        self._start()
+        results: list[Attempt | None] = [None] * len(items)
+        done = threading.Semaphore(0)
+
+        def run(i: int, item: Claimed) -> None:
+            try:
+                results[i] = fn(item)
+            except Exception as exc:  # never lose the worker or the event
+                results[i] = Attempt("retry", detail=f"internal error {type(exc).__name__}")
+            finally:
+                done.release()
+
+        for i, item in enumerate(items):
+            self._jobs.put(lambda i=i, item=item: run(i, item))
+        for _ in items:
+            done.acquire()
+        return results  # type: ignore[return-value]
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        self._threads = []
+
+
+class Delivery:
+    """Claims events from the spool, POSTs them, and records each outcome."""
+
+    def __init__(self, settings: Settings, spool: Spool, drops: Drops):
+        self.settings = settings
+        self.spool = spool
+        self.drops = drops
+        self.owner = f"{platform.node()}:{uuid.uuid4().hex[:12]}"
+        self.lease = settings.timeout * (math.ceil(settings.batch_size / settings.concurrency) + 2)
+        self.paused_until = 0.0
+        self.pause_reason: str | None = None
+        self._failures = 0  # consecutive rounds with a retryable failure
+        self._auth_failures = 0
+        self._lock = threading.Lock()
+        self._workers = _Workers(settings.concurrency)
+        self._client: httpx.Client | None = None
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            limit = self.settings.concurrency
+            self._client = httpx.Client(
+                timeout=self.settings.timeout,
+                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+                headers={
+                    "Authorization": f"Bearer {self.settings.api_key}",
+                    "Content-Type": "application/json",
+                    "User-Agent": USER_AGENT,
+                },
+            )
+        return self._client
+
+    # -- one request ---------------------------------------------------------------------
+
+    def _post(self, claimed: Claimed, abort: threading.Event, deadline: float) -> Attempt:
+        remaining = deadline - time.monotonic()
+        if abort.is_set() or remaining <= 0.01:
+            return Attempt("released")
+        try:
+            reply = self.client.post(
+                self.settings.endpoint,
+                content=claimed.body.encode(),
+                headers={"Idempotency-Key": claimed.event_id},
+                timeout=min(self.settings.timeout, remaining),
+            )
+        except httpx.HTTPError as exc:
+            abort.set()
+            return Attempt("retry", detail=f"{type(exc).__name__} sending to cmdrdata")
+        status = reply.status_code
+        kind = http_status_kind(status)
+        if kind == "delivered":
+            return Attempt(kind, status)
+        text = reply.text[:2048]
+        if kind == "rejected":
+            return Attempt(kind, status, text)
+        abort.set()  # the server is unhappy: leave the rest of the batch for later
+        wait = parse_retry_after(reply.headers.get("Retry-After"), time.time())
+        return Attempt(kind, status, f"HTTP {status} {text[:200]}", wait)
+
+    # -- one round -----------------------------------------------------------------------
+
+    def run_round(self, deadline: float = math.inf, ignore_timers: bool = False) -> tuple[int, int]:
+        """Claim one batch and deliver it; returns (claimed, settled for good)."""
+        if self.paused_until > time.time() and not ignore_timers:
+            return 0, 0
+        batch = self.spool.claim(self.owner, self.settings.batch_size, self.lease, ignore_timers)
+        if not batch:
+            return 0, 0
+        abort = threading.Event()
+        attempts = self._workers.map(lambda c: self._post(c, abort, deadline), batch)
+        outcome = self._apply(batch, attempts)
+        self.spool.settle(self.owner, outcome)
+        return len(batch), len(outcome.delivered) + len(outcome.rejected)
+
+    def _apply(self, batch: Sequence[Claimed], attempts: Sequence[Attempt]) -> Outcome:
+        """Turn attempts into spool changes and into the sender's pause state."""
+        now = time.time()
+        s = self.settings
+        outcome = Outcome()
+        pause = 0.0
+        for claimed, attempt in zip(batch, attempts):
+            if attempt.kind == "delivered":
+                outcome.delivered.append(claimed.event_id)
+            elif attempt.kind == "rejected":
+                outcome.rejected.append((claimed, attempt.status or 0, attempt.detail))
+                self.drops.count(
+                    f"rejected_{attempt.status}",
+                    f"cmdrdata rejected an event with HTTP {attempt.status}; it is kept as "
+                    "rejected (see `cmdrdata-exporter status`)",
+                )
+            elif attempt.kind == "retry":
+                backoff = min(s.backoff_cap, s.backoff_base * 2**claimed.attempts)
+                wait = attempt.retry_after
+                if wait is None:
+                    wait = random.uniform(0, backoff)
+                outcome.retry.append((claimed.event_id, now + wait))
+                outcome.last_error = attempt.detail
+                if attempt.retry_after is not None and attempt.status in (429, 503):
+                    pause = max(pause, attempt.retry_after)
+            else:  # auth or released: not the event's fault, give the lease back
+                outcome.released.append(claimed.event_id)
+                if attempt.kind == "auth":
+                    outcome.last_error = attempt.detail
+        kinds = {a.kind for a in attempts}
+        with self._lock:
+            if "auth" in kinds:
+                self._auth_failures += 1
+                wait = min(s.auth_retry * 2 ** (self._auth_failures - 1), s.auth_retry * 10)
+                if self._auth_failures == 1:
+                    logger.error(
+                        "cmdrdata refused the API key (HTTP %s); delivery is paused and events "
+                        "are kept; retrying every %g s or more until the key is accepted",
+                        next(a.status for a in attempts if a.kind == "auth"),
+                        s.auth_retry,
+                    )
+                self._pause(wait, "API key refused")
+            elif "retry" in kinds:
+                self._failures += 1
+                step = min(s.backoff_cap, s.backoff_base * 2 ** (self._failures - 1))
+                self._pause(max(pause, random.uniform(step / 2, step)), "cmdrdata unavailable")
+                if self._failures == 1:
+                    logger.warning(
+                        "cannot deliver to cmdrdata (%s); events are kept and retried with "
+                        "backoff",
+                        outcome.last_error,
+                    )
+            elif outcome.delivered or outcome.rejected:
+                if self._failures or self._auth_failures:
+                    logger.info("cmdrdata delivery resumed")
+                self._failures = self._auth_failures = 0
+                self.paused_until, self.pause_reason = 0.0, None
+        return outcome
+
+    def _pause(self, seconds: float, reason: str) -> None:
+        self.paused_until = max(self.paused_until, time.time() + seconds)
+        self.pause_reason = reason
+
+    # -- loops -----------------------------------------------------------------------------
+
+    def drain(self, deadline: float, ignore_timers: bool = False) -> bool:
+        """Deliver on this thread until nothing is claimable, a pause, or the deadline.
+
+        Returns True when the spool holds nothing more to deliver.
+        """
+        with suppressed():
+            while time.monotonic() < deadline:
+                claimed, settled = self.run_round(deadline, ignore_timers)
+                if claimed == 0 or (settled == 0 and ignore_timers):
+                    break
+            return self.spool.pending() == 0
+
+    def close(self) -> None:
+        self._workers.stop()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+class Sender:
+    """The daemon thread that keeps delivering while the exporter lives."""
+
+    def __init__(self, delivery: Delivery, poll_interval: float):
+        self.delivery = delivery
+        self._poll = poll_interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cmdrdata-exporter", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        with suppressed():
+            while not self._stop.is_set():
+                try:
+                    self._wake.clear()
+                    paused_for = self.delivery.paused_until - time.time()
+                    if paused_for > 0:
+                        self._stop.wait(min(paused_for, self._poll * 5))
+                        continue
+                    claimed, _ = self.delivery.run_round()
+                    if claimed == 0:
+                        self._wake.wait(self._poll)
+                except Exception:  # keep the thread alive whatever happens
+                    logger.exception("cmdrdata sender error; retrying")
+                    self._stop.wait(self._poll)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def join(self, timeout: float) -> bool:
+        self._thread.join(max(timeout, 0))
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+

@@ -1,0 +1,435 @@
+"""The outbox between ``export()`` and the sender.
+
+``SqliteSpool`` makes events durable before ``export()`` returns, so a crash, restart or outage
+loses nothing: the next process using the same directory delivers them. Several processes may
+share one file; a row is *leased* to one sender at a time, and a lease left by a dead process
+expires. ``MemorySpool`` has the same interface, bounded, for ``CMDRDATA_SPOOL=memory`` and as
+the fallback when the disk fails. ``ResilientSpool`` does that switch, once, with one ERROR line.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cmdrdata_exporter.diagnostics import Drops
+
+logger = logging.getLogger("cmdrdata_exporter.spool")
+
+MEMORY_CAP = 100_000
+REPLY_LIMIT = 2048
+_BUSY_TIMEOUT_MS = 10_000
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    event_id TEXT PRIMARY KEY, body TEXT NOT NULL, created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL DEFAULT 0,
+    lease_owner TEXT, lease_until REAL NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS events_due ON events (next_attempt);
+CREATE TABLE IF NOT EXISTS rejected (
+    event_id TEXT PRIMARY KEY, body TEXT NOT NULL, status INTEGER, reply TEXT, at REAL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+"""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    event_id: str
+    body: str
+    attempts: int
+
+
+@dataclass
+class Outcome:
+    """What one delivery round did; applied to the spool in one transaction."""
+
+    delivered: list[str] = field(default_factory=list)
+    retry: list[tuple[str, float]] = field(default_factory=list)  # (event_id, next_attempt)
+    rejected: list[tuple[Claimed, int, str]] = field(default_factory=list)  # status, reply
+    released: list[str] = field(default_factory=list)  # not attempted: lease given back
+    last_error: str | None = None
+
+
+class Spool(Protocol):
+    description: str
+
+    def put(self, rows: list[tuple[str, str]]) -> int: ...
+    def claim(
+        self, owner: str, limit: int, lease: float, ignore_timers: bool = False
+    ) -> list[Claimed]: ...
+    def settle(self, owner: str, outcome: Outcome) -> None: ...
+    def pending(self) -> int: ...
+    def stats(self, rejection_limit: int = 100) -> dict[str, Any]: ...
+    def release_owner(self, owner: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def _full_warning(drops: Drops, cap: int, where: str, n: int) -> None:
+    drops.count(
+        "spool_full",
+        f"the spool {where} holds its maximum of {cap} events; new events are dropped "
+        "and counted until the sender catches up",
+        n,
+    )
+
+
+class SqliteSpool:
+    """One SQLite file in WAL mode; one connection per process, guarded by a lock."""
+
+    def __init__(self, directory: Path, max_events: int, drops: Drops):
+        self.path = Path(directory) / "spool.sqlite3"
+        self.description = str(self.path)
+        self._max = max_events
+        self._drops = drops
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
+        self._conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1e3
+        )
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+        # Prove we can write here now, not at the first export.
+        with self._txn(conn):
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('delivered', 0)")
+        return conn
+
+    def _c(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():  # forked: the parent's connection is not ours to use
+            self._pid = os.getpid()
+            self._lock = threading.RLock()
+            self._conn = self._open()
+        return self._conn
+
+    class _txn:
+        """BEGIN IMMEDIATE ... COMMIT, so claims by several processes never overlap."""
+
+        def __init__(self, conn: sqlite3.Connection):
+            self.conn = conn
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self.conn
+
+        def __exit__(self, exc_type, *_exc) -> None:
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+            elif self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+
+    def check_present(self) -> None:
+        """Raise when the file was removed under us (SQLite would write into the void)."""
+        if not self.path.exists():
+            raise FileNotFoundError(f"spool file {self.path} was removed")
+
+    def put(self, rows: list[tuple[str, str]]) -> int:
+        now = time.time()
+        with self._lock:
+            conn = self._c()
+            self.check_present()
+            with self._txn(conn):
+                room = self._room(conn, len(rows))
+                if room < len(rows):
+                    _full_warning(self._drops, self._max, str(self.path), len(rows) - room)
+                    rows = rows[:room]
+                before = conn.total_changes
+                conn.executemany(
+                    "INSERT OR IGNORE INTO events (event_id, body, created, next_attempt) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(eid, body, now, now) for eid, body in rows],
+                )
+                return conn.total_changes - before
+
+    def _room(self, conn: sqlite3.Connection, wanted: int) -> int:
+        # max-min rowid bounds the count from above in two index seeks; count exactly only
+        # when that bound says we may be near the cap.
+        lo, hi = conn.execute("SELECT min(rowid), max(rowid) FROM events").fetchone()
+        if lo is None or hi - lo + 1 + wanted <= self._max:
+            return wanted
+        (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
+        return max(0, min(wanted, self._max - count))
+
+    def claim(
+        self, owner: str, limit: int, lease: float, ignore_timers: bool = False
+    ) -> list[Claimed]:
+        now = time.time()
+        due = math.inf if ignore_timers else now
+        with self._lock:
+            conn = self._c()
+            with self._txn(conn):
+                rows = conn.execute(
+                    "UPDATE events SET lease_owner = ?, lease_until = ? WHERE rowid IN "
+                    "(SELECT rowid FROM events WHERE lease_until < ? AND next_attempt <= ? "
+                    "ORDER BY next_attempt LIMIT ?) RETURNING event_id, body, attempts",
+                    (owner, now + lease, now, due, limit),
+                ).fetchall()
+        return [Claimed(*row) for row in rows]
+
+    def settle(self, owner: str, outcome: Outcome) -> None:
+        now = time.time()
+        with self._lock:
+            conn = self._c()
+            with self._txn(conn):
+                if outcome.delivered:
+                    conn.executemany(
+                        "DELETE FROM events WHERE event_id = ?", [(e,) for e in outcome.delivered]
+                    )
+                    conn.execute(
+                        "UPDATE meta SET value = value + ? WHERE key = 'delivered'",
+                        (len(outcome.delivered),),
+                    )
+                conn.executemany(
+                    "UPDATE events SET attempts = attempts + 1, next_attempt = ?, "
+                    "lease_owner = NULL, lease_until = 0 WHERE event_id = ? AND lease_owner = ?",
+                    [(at, eid, owner) for eid, at in outcome.retry],
+                )
+                conn.executemany(
+                    "UPDATE events SET lease_owner = NULL, lease_until = 0 "
+                    "WHERE event_id = ? AND lease_owner = ?",
+                    [(eid, owner) for eid in outcome.released],
+                )
+                for claimed, status, reply in outcome.rejected:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?, ?)",
+                        (claimed.event_id, claimed.body, status, reply[:REPLY_LIMIT], now),
+                    )
+                    conn.execute("DELETE FROM events WHERE event_id = ?", (claimed.event_id,))
+                if outcome.last_error is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('last_error', ?)",
+                        (outcome.last_error,),
+                    )
+
+    def release_owner(self, owner: str) -> None:
+        with self._lock:
+            self._c().execute(
+                "UPDATE events SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?",
+                (owner,),
+            )
+
+    def pending(self) -> int:
+        with self._lock:
+            return self._c().execute("SELECT count(*) FROM events").fetchone()[0]
+
+    def stats(self, rejection_limit: int = 100) -> dict[str, Any]:
+        with self._lock:
+            conn = self._c()
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            rejected = conn.execute("SELECT count(*) FROM rejected").fetchone()[0]
+            rejections = conn.execute(
+                "SELECT event_id, status, reply, at FROM rejected ORDER BY at DESC LIMIT ?",
+                (rejection_limit,),
+            ).fetchall()
+            queued = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        return {
+            "queued": queued,
+            "delivered": int(meta.get("delivered", 0)),
+            "rejected": rejected,
+            "rejections": [
+                {"event_id": e, "status": s, "reply": r, "at": a} for e, s, r, a in rejections
+            ],
+            "last_error": meta.get("last_error"),
+            "spool": self.description,
+        }
+
+    def take_all(self, limit: int) -> list[tuple[str, str]]:
+        """Read what is left (for moving it to memory when the disk goes away)."""
+        with self._lock:
+            return self._c().execute("SELECT event_id, body FROM events LIMIT ?", (limit,)).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                self._conn.close()
+
+
+class MemorySpool:
+    """Bounded in-process outbox with the same interface; nothing survives the process."""
+
+    description = "memory"
+
+    def __init__(self, max_events: int, drops: Drops):
+        self._max = max_events
+        self._drops = drops
+        self._lock = threading.Lock()
+        # event_id -> [body, attempts, next_attempt, lease_owner, lease_until]
+        self._rows: OrderedDict[str, list[Any]] = OrderedDict()
+        self._delivered = 0
+        self._rejected: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._last_error: str | None = None
+
+    def put(self, rows: list[tuple[str, str]]) -> int:
+        now = time.time()
+        added = 0
+        with self._lock:
+            for eid, body in rows:
+                if eid in self._rows:
+                    continue
+                if len(self._rows) >= self._max:
+                    _full_warning(self._drops, self._max, "in memory", 1)
+                    continue
+                self._rows[eid] = [body, 0, now, None, 0.0]
+                added += 1
+        return added
+
+    def claim(
+        self, owner: str, limit: int, lease: float, ignore_timers: bool = False
+    ) -> list[Claimed]:
+        now = time.time()
+        out: list[Claimed] = []
+        with self._lock:
+            for eid, row in self._rows.items():
+                if row[4] < now and (ignore_timers or row[2] <= now):
+                    row[3], row[4] = owner, now + lease
+                    out.append(Claimed(eid, row[0], row[1]))
+                    if len(out) >= limit:
+                        break
+        return out
+
+    def settle(self, owner: str, outcome: Outcome) -> None:
+        now = time.time()
+        with self._lock:
+            for eid in outcome.delivered:
+                if self._rows.pop(eid, None) is not None:
+                    self._delivered += 1
+            for eid, at in outcome.retry:
+                row = self._rows.get(eid)
+                if row is not None and row[3] == owner:
+                    row[1] += 1
+                    row[2], row[3], row[4] = at, None, 0.0
+                    self._rows.move_to_end(eid)  # keep due rows at the front
+            for eid in outcome.released:
+                row = self._rows.get(eid)
+                if row is not None and row[3] == owner:
+                    row[3], row[4] = None, 0.0
+            for claimed, status, reply in outcome.rejected:
+                self._rows.pop(claimed.event_id, None)
+                self._rejected[claimed.event_id] = {
+                    "event_id": claimed.event_id,
+                    "status": status,
+                    "reply": reply[:REPLY_LIMIT],
+                    "at": now,
+                    "body": claimed.body,
+                }
+                while len(self._rejected) > 10_000:
+                    self._rejected.popitem(last=False)
+            if outcome.last_error is not None:
+                self._last_error = outcome.last_error
+
+    def release_owner(self, owner: str) -> None:
+        with self._lock:
+            for row in self._rows.values():
+                if row[3] == owner:
+                    row[3], row[4] = None, 0.0
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._rows)
+
+    def stats(self, rejection_limit: int = 100) -> dict[str, Any]:
+        with self._lock:
+            rejections = [
+                {k: v for k, v in r.items() if k != "body"} for r in self._rejected.values()
+            ]
+            return {
+                "queued": len(self._rows),
+                "delivered": self._delivered,
+                "rejected": len(self._rejected),
+                "rejections": rejections[::-1][:rejection_limit],
+                "last_error": self._last_error,
+                "spool": self.description,
+            }
+
+    def clear_after_fork(self) -> None:
+        """The parent still owns these events; the child must not send them again."""
+        self._lock = threading.Lock()
+        self._rows = OrderedDict()
+
+    def close(self) -> None:
+        pass
+
+
+class ResilientSpool:
+    """SQLite when it works; on the first disk failure one ERROR line, then memory for good."""
+
+    def __init__(self, directory: Path | None, max_events: int, drops: Drops):
+        self._drops = drops
+        self.memory = MemorySpool(min(max_events, MEMORY_CAP), drops)
+        self.disk: SqliteSpool | None = None
+        if directory is not None:
+            try:
+                self.disk = SqliteSpool(directory, max_events, drops)
+            except (sqlite3.Error, OSError) as exc:
+                self._fail(f"cannot open the spool in {directory}", exc)
+
+    @property
+    def active(self) -> Spool:
+        return self.disk if self.disk is not None else self.memory
+
+    @property
+    def description(self) -> str:
+        return self.active.description
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        logger.error(
+            "%s (%s: %s); keeping undelivered events in memory instead (at most %d, lost if "
+            "the process exits before they are delivered)",
+            what,
+            type(exc).__name__,
+            exc,
+            self.memory._max,
+        )
+        disk, self.disk = self.disk, None
+        if disk is not None:
+            try:  # rescue what the old file still holds (e.g. after its directory was removed)
+                self.memory.put(disk.take_all(self.memory._max))
+                disk.close()
+            except Exception:
+                pass
+
+    def _call(self, method: str, *args: Any) -> Any:
+        disk = self.disk
+        if disk is not None:
+            try:
+                return getattr(disk, method)(*args)
+            except (sqlite3.Error, OSError) as exc:
+                self._fail(f"cannot use the spool {disk.description}", exc)
+        return getattr(self.memory, method)(*args)
+
+    def put(self, rows: list[tuple[str, str]]) -> int:
+        return self._call("put", rows)
+
+    def claim(
+        self, owner: str, limit: int, lease: float, ignore_timers: bool = False
+    ) -> list[Claimed]:
+        return self._call("claim", owner, limit, lease, ignore_timers)
+
+    def settle(self, owner: str, outcome: Outcome) -> None:
+        self._call("settle", owner, outcome)
+
+    def release_owner(self, owner: str) -> None:
+        self._call("release_owner", owner)
+
+    def pending(self) -> int:
+        return self._call("pending")
+
+    def stats(self, rejection_limit: int = 100) -> dict[str, Any]:
+        return self._call("stats", rejection_limit)
+
+    def after_fork(self) -> None:
+        self.memory.clear_after_fork()
+
+    def close(self) -> None:
+        self._call("close")

@@ -1,0 +1,353 @@
+"""Google Gen AI SDK (``google-genai``): Gemini Developer API and Vertex AI.
+
+Wrapped: ``Models.generate_content``, ``Models.generate_content_stream`` and
+``Models.embed_content``, and the same on ``AsyncModels`` (``client.aio.models``).
+
+- **Chats.** ``client.chats`` sessions call these public methods on their
+  ``Models`` object, so each ``send_message`` / ``send_message_stream`` gives
+  one span per model request, with nothing wrapped twice. Chat methods are not
+  wrapped themselves: the per-call ``customer_id=`` keywords belong to the
+  ``models`` methods; a chat is attributed through ``customer_context``.
+- **One span per public call.** Automatic continuation (the SDK following
+  ``continuation_token`` hops) happens inside one call; the SDK sums the hops'
+  usage into the response it returns (and into each streamed chunk), so the span
+  carries the whole call. Automatic function calling driven by a chat calls
+  ``generate_content`` once per model request, so each request is a span of its
+  own. Automatic function calling run *directly* by ``Models.generate_content``
+  (a pattern the SDK itself discourages) loops over private per-request methods
+  and returns only the last response: its usage, the only usage the SDK exposes,
+  is what the span carries.
+- **Usage.** input = ``prompt_token_count`` (cached tokens are part of it) plus
+  ``tool_use_prompt_token_count`` (tool results fed back to the model, reported
+  apart and billed as input; absent unless tools ran); output =
+  ``candidates_token_count + thoughts_token_count``; cache read =
+  ``cached_content_token_count``; reasoning = ``thoughts_token_count``.
+  Streamed chunks carry the running total of the request, so the latest
+  ``usage_metadata`` replaces the previous one: never a sum.
+- **Finish reasons** are the API's own strings (``"STOP"``, ``"MAX_TOKENS"``),
+  one per candidate.
+- **Embeddings** report input tokens only when the API does
+  (``usage_metadata.prompt_token_count``, or Vertex AI's per-embedding
+  ``statistics.token_count``); nothing is estimated.
+- **Streams.** The sync ``generate_content_stream`` is a generator function and
+  the async one returns an async generator; either is wrapped, and the request
+  itself is sent when the caller starts iterating.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+from .. import semconv as sc
+from ._common import ServerCache, add_counts, common_request_attributes, token_count
+from .base import MethodTarget, ProviderHooks, RequestInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..invocation import Invocation
+    from ..telemetry import Telemetry
+
+_MODELS = "google.genai.models"
+_GENERATE = "generate"
+_STREAM = "stream"
+_EMBEDDINGS = "embeddings"
+
+_GEMINI_HOST = "generativelanguage.googleapis.com"
+
+# Request parameters of GenerateContentConfig: (snake_case name, REST camelCase name).
+# A config passed as a dict may use either spelling.
+_CONFIG_PARAMS: tuple[tuple[str, str], ...] = (
+    ("max_output_tokens", "maxOutputTokens"),
+    ("temperature", "temperature"),
+    ("top_p", "topP"),
+    ("top_k", "topK"),
+    ("frequency_penalty", "frequencyPenalty"),
+    ("presence_penalty", "presencePenalty"),
+    ("seed", "seed"),
+    ("stop_sequences", "stopSequences"),
+)
+
+_OUTPUT_TYPES = {
+    "application/json": "json",
+    "text/plain": "text",
+    "text/x.enum": "text",
+}
+
+
+def _field(obj: Any, name: str, camel: str | None = None) -> Any:
+    """A field of an SDK object, or of the dict a caller passed in its place."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        value = obj.get(name)
+        if value is None and camel is not None and camel != name:
+            value = obj.get(camel)
+        return value
+    return getattr(obj, name, None)
+
+
+def request_model(model: Any) -> str | None:
+    """The model as the caller named it, without the resource-name prefix.
+
+    ``models/gemini-2.5-flash`` and Vertex AI's
+    ``projects/p/locations/l/publishers/google/models/gemini-2.5-flash`` both
+    give ``gemini-2.5-flash``; other names (tuned models, endpoints) are kept.
+    """
+    if not isinstance(model, str) or not model:
+        return None
+    if model.startswith("models/"):
+        return model[len("models/") :] or None
+    if "publishers/" in model and "/models/" in model:
+        return model.rsplit("/models/", 1)[1] or None
+    return model
+
+
+def server_of(base_url: Any) -> tuple[str | None, int | None]:
+    """Host and port of a base URL (the scheme's default port when none is given)."""
+    if not isinstance(base_url, str) or not base_url:
+        return None, None
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname or None
+        port = parts.port
+    except ValueError:
+        return None, None
+    if port is None and host is not None:
+        port = 80 if parts.scheme == "http" else 443
+    return host, port
+
+
+def record_usage(invocation: Invocation, usage: Any) -> None:
+    """Set the invocation's tokens from one ``usage_metadata`` (replacing, never adding)."""
+    thoughts = token_count(getattr(usage, "thoughts_token_count", None))
+    invocation.input_tokens = add_counts(
+        getattr(usage, "prompt_token_count", None),
+        getattr(usage, "tool_use_prompt_token_count", None),
+    )
+    invocation.output_tokens = add_counts(getattr(usage, "candidates_token_count", None), thoughts)
+    invocation.cache_read_tokens = token_count(getattr(usage, "cached_content_token_count", None))
+    invocation.reasoning_tokens = thoughts
+
+
+def record_generate_response(invocation: Invocation, response: Any) -> None:
+    """A complete ``GenerateContentResponse``."""
+    invocation.response_id = getattr(response, "response_id", None) or None
+    invocation.response_model = getattr(response, "model_version", None) or None
+    for candidate in getattr(response, "candidates", None) or ():
+        invocation.add_finish_reason(getattr(candidate, "finish_reason", None))
+    usage = getattr(response, "usage_metadata", None)
+    if usage is not None:
+        record_usage(invocation, usage)
+    elif not getattr(response, "candidates", None):
+        _record_http_body(invocation, getattr(response, "sdk_http_response", None))
+
+
+def record_generate_chunk(invocation: Invocation, chunk: Any) -> None:
+    """One streamed ``GenerateContentResponse``: a delta, with the running usage."""
+    if invocation.response_id is None:
+        invocation.response_id = getattr(chunk, "response_id", None) or None
+    if invocation.response_model is None:
+        invocation.response_model = getattr(chunk, "model_version", None) or None
+    candidates = getattr(chunk, "candidates", None)
+    if candidates:
+        for candidate in candidates:
+            reason = getattr(candidate, "finish_reason", None)
+            if reason is not None:
+                invocation.add_finish_reason(reason)
+    usage = getattr(chunk, "usage_metadata", None)
+    if usage is not None:
+        record_usage(invocation, usage)
+
+
+def record_embed_response(invocation: Invocation, response: Any) -> None:
+    """An ``EmbedContentResponse``: input tokens, only when the API reported them."""
+    usage = getattr(response, "usage_metadata", None)
+    if usage is not None:
+        prompt = token_count(getattr(usage, "prompt_token_count", None))
+        if prompt is not None:
+            invocation.input_tokens = prompt
+            return
+    # Vertex AI's predict API reports tokens per embedding instead.
+    total = None
+    for embedding in getattr(response, "embeddings", None) or ():
+        statistics = getattr(embedding, "statistics", None)
+        count = _whole_number(getattr(statistics, "token_count", None))
+        if count is None:
+            return  # partial counts would under-report: leave it unset
+        total = count if total is None else total + count
+    invocation.input_tokens = total
+
+
+def _whole_number(value: Any) -> int | None:
+    """A count the API sends as a float (Vertex AI embedding statistics)."""
+    if type(value) is float and value >= 0 and value.is_integer():
+        return int(value)
+    return token_count(value)
+
+
+# REST (camelCase) names of the usage fields, for a response the SDK left unparsed.
+_REST_USAGE = {
+    "prompt_token_count": "promptTokenCount",
+    "candidates_token_count": "candidatesTokenCount",
+    "thoughts_token_count": "thoughtsTokenCount",
+    "cached_content_token_count": "cachedContentTokenCount",
+    "tool_use_prompt_token_count": "toolUsePromptTokenCount",
+}
+
+
+class _RestUsage:
+    __slots__ = tuple(_REST_USAGE)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        for name, rest_name in _REST_USAGE.items():
+            setattr(self, name, data.get(rest_name))
+
+
+def _record_http_body(invocation: Invocation, http_response: Any) -> None:
+    """``config.should_return_http_response``: the SDK returns the body unparsed."""
+    body = getattr(http_response, "body", None)
+    if not isinstance(body, str) or "usageMetadata" not in body:
+        return
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return
+    if not isinstance(data, dict):
+        return
+    invocation.response_id = invocation.response_id or _str_or_none(data.get("responseId"))
+    invocation.response_model = invocation.response_model or _str_or_none(
+        data.get("modelVersion")
+    )
+    for candidate in data.get("candidates") or ():
+        if isinstance(candidate, dict):
+            invocation.add_finish_reason(_str_or_none(candidate.get("finishReason")))
+    usage = data.get("usageMetadata")
+    if isinstance(usage, dict):
+        record_usage(invocation, _RestUsage(usage))
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def generate_request_attributes(config: Any) -> dict[str, Any]:
+    """``gen_ai.request.*`` from a ``GenerateContentConfig`` (or its dict form)."""
+    if config is None:
+        return {}
+    params = {name: _field(config, name, camel) for name, camel in _CONFIG_PARAMS}
+    attributes = common_request_attributes(
+        params, max_tokens=("max_output_tokens",), stop="stop_sequences"
+    )
+    candidates = _field(config, "candidate_count", "candidateCount")
+    if type(candidates) is int and candidates != 1:
+        attributes[sc.GEN_AI_REQUEST_CHOICE_COUNT] = candidates
+    mime_type = _field(config, "response_mime_type", "responseMimeType")
+    if isinstance(mime_type, str) and mime_type in _OUTPUT_TYPES:
+        attributes[sc.GEN_AI_OUTPUT_TYPE] = _OUTPUT_TYPES[mime_type]
+    thinking = _field(config, "thinking_config", "thinkingConfig")
+    level = _field(thinking, "thinking_level", "thinkingLevel")
+    level = getattr(level, "value", level)
+    if isinstance(level, str) and level:
+        attributes[sc.GEN_AI_REQUEST_REASONING_LEVEL] = level.lower()
+    return attributes
+
+
+def embed_request_attributes(config: Any) -> dict[str, Any]:
+    dimensions = _field(config, "output_dimensionality", "outputDimensionality")
+    if type(dimensions) is int and dimensions > 0:
+        return {sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: dimensions}
+    return {}
+
+
+class GoogleGenAIHooks(ProviderHooks):
+    name = "google_genai"
+    sdk_module = "google.genai"
+
+    _TARGETS: ClassVar[tuple[MethodTarget, ...]] = (
+        MethodTarget(_MODELS, "Models.generate_content", sc.OP_GENERATE_CONTENT, False, _GENERATE),
+        MethodTarget(
+            _MODELS, "Models.generate_content_stream", sc.OP_GENERATE_CONTENT, False, _STREAM
+        ),
+        MethodTarget(_MODELS, "Models.embed_content", sc.OP_EMBEDDINGS, False, _EMBEDDINGS),
+        MethodTarget(
+            _MODELS, "AsyncModels.generate_content", sc.OP_GENERATE_CONTENT, True, _GENERATE
+        ),
+        MethodTarget(
+            _MODELS, "AsyncModels.generate_content_stream", sc.OP_GENERATE_CONTENT, True, _STREAM
+        ),
+        MethodTarget(_MODELS, "AsyncModels.embed_content", sc.OP_EMBEDDINGS, True, _EMBEDDINGS),
+    )
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self._telemetry = telemetry
+        self._servers = ServerCache()
+
+    def targets(self) -> Sequence[MethodTarget]:
+        return self._TARGETS
+
+    # -- request -----------------------------------------------------------
+
+    def _server(self, instance: Any, config: Any) -> tuple[str, str | None, int | None]:
+        api_client = getattr(instance, "_api_client", None)
+        provider = (
+            sc.PROVIDER_VERTEX_AI if getattr(api_client, "vertexai", False) else sc.PROVIDER_GEMINI
+        )
+        # A per-call ``config.http_options.base_url`` sends this one request elsewhere.
+        call_url = _field(_field(config, "http_options", "httpOptions"), "base_url", "baseUrl")
+        if isinstance(call_url, str) and call_url:
+            return (provider, *server_of(call_url))
+        if api_client is None:
+            return provider, None, None
+        known = self._servers.get(api_client)
+        if known is not None and known[0] == provider:
+            return known
+        base_url = getattr(getattr(api_client, "_http_options", None), "base_url", None)
+        host, port = server_of(base_url)
+        if host is None and provider == sc.PROVIDER_GEMINI:
+            host, port = _GEMINI_HOST, 443
+        value = (provider, host, port)
+        self._servers.put(api_client, value)
+        return value
+
+    def request(
+        self, target: MethodTarget, instance: Any, kwargs: dict[str, Any]
+    ) -> tuple[RequestInfo, dict[str, Any]]:
+        config = kwargs.get("config")
+        provider, address, port = self._server(instance, config)
+        if target.api == _EMBEDDINGS:
+            attributes = embed_request_attributes(config)
+        else:
+            attributes = generate_request_attributes(config)
+        info = RequestInfo(
+            provider_name=provider,
+            model=request_model(kwargs.get("model")),
+            server_address=address,
+            server_port=port,
+            streaming=target.api == _STREAM,
+            attributes=attributes,
+        )
+        return info, kwargs
+
+    # -- response ----------------------------------------------------------
+
+    def on_response(self, invocation: Invocation, target: MethodTarget, response: Any) -> None:
+        if target.api == _EMBEDDINGS:
+            record_embed_response(invocation, response)
+        else:
+            record_generate_response(invocation, response)
+
+    def on_chunk(self, invocation: Invocation, chunk: Any) -> bool:
+        record_generate_chunk(invocation, chunk)
+        return True
+
+    def is_stream(self, result: Any) -> bool:
+        # A (sync or async) generator of GenerateContentResponse chunks; the
+        # responses themselves are pydantic models, iterable but not iterators.
+        kind = type(result)
+        return hasattr(kind, "__next__") or hasattr(kind, "__anext__")
+
+
+__all__ = ["GoogleGenAIHooks", "record_usage", "request_model", "server_of"]

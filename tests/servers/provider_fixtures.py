@@ -1,0 +1,75 @@
+"""Pytest fixtures for the fake provider servers.
+
+Import them into a conftest with::
+
+    from tests.servers.provider_fixtures import (  # noqa: F401
+        anthropic_server, gemini_server, openai_server,
+    )
+
+Each server process-wide is started once per test session (cheap, but avoids
+a bind per test) and the function-scoped fixture calls ``reset()`` before and
+after every test: recorded requests, queued steps, the default scenario and
+the model map never leak between tests.  Use ``server.client()`` /
+``server.async_client()`` (and ``gemini_server.vertex_client()``) for real SDK
+clients pointed at the fake with ``max_retries=0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .anthropic_server import AnthropicFakeServer
+from .gemini_server import GeminiFakeServer
+from .openai_server import OpenAIFakeServer
+
+__all__ = [
+    "anthropic_server",
+    "anthropic_server_session",
+    "gemini_server",
+    "gemini_server_session",
+    "openai_server",
+    "openai_server_session",
+]
+
+
+@pytest.fixture(scope="session")
+def openai_server_session() -> Iterator[OpenAIFakeServer]:
+    with OpenAIFakeServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def anthropic_server_session() -> Iterator[AnthropicFakeServer]:
+    with AnthropicFakeServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gemini_server_session() -> Iterator[GeminiFakeServer]:
+    with GeminiFakeServer() as server:
+        yield server
+
+
+@pytest.fixture
+def openai_server(openai_server_session: OpenAIFakeServer) -> Iterator[OpenAIFakeServer]:
+    openai_server_session.reset()
+    yield openai_server_session
+    openai_server_session.reset()
+
+
+@pytest.fixture
+def anthropic_server(
+    anthropic_server_session: AnthropicFakeServer,
+) -> Iterator[AnthropicFakeServer]:
+    anthropic_server_session.reset()
+    yield anthropic_server_session
+    anthropic_server_session.reset()
+
+
+@pytest.fixture
+def gemini_server(gemini_server_session: GeminiFakeServer) -> Iterator[GeminiFakeServer]:
+    gemini_server_session.reset()
+    yield gemini_server_session
+    gemini_server_session.reset()
