@@ -54,7 +54,7 @@ _TUNING_DEFAULTS: dict[str, float | int] = {
     "_backoff_cap": 60.0,
     "_auth_retry": 30.0,
     "_poll_interval": 1.0,
-    "_batch_size": 64,
+    "_batch_size": 16,
 }
 
 logger = logging.getLogger("cmdrdata_exporter")

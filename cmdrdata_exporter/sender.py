@@ -217,6 +217,8 @@ class Delivery:
         batch = self.spool.claim(self.owner, self.settings.batch_size, self.lease, ignore_timers)
         if not batch:
             return 0, 0
+        # No request may outlive our lease, or another process could send the same event.
+        deadline = min(deadline, time.monotonic() + self.lease * 0.8)
         abort = threading.Event()
         attempts = self._workers.map(lambda c: self._post(c, abort, deadline), batch)
         outcome = self._apply(batch, attempts)

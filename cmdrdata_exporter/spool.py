@@ -164,11 +164,13 @@ class SqliteSpool:
     def claim(
         self, owner: str, limit: int, lease: float, ignore_timers: bool = False
     ) -> list[Claimed]:
-        now = time.time()
-        due = math.inf if ignore_timers else now
         with self._lock:
             conn = self._c()
             with self._txn(conn):
+                # Read the clock only once we hold the write lock: a stale "now" would give
+                # our lease less time than the caller was promised.
+                now = time.time()
+                due = math.inf if ignore_timers else now
                 rows = conn.execute(
                     "UPDATE events SET lease_owner = ?, lease_until = ? WHERE rowid IN "
                     "(SELECT rowid FROM events WHERE lease_until < ? AND next_attempt <= ? "

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from . import billing
 from . import semconv as sc
+from .version import __version__
 
 if TYPE_CHECKING:
     from .providers.base import RequestInfo
@@ -51,6 +53,7 @@ class Invocation:
     __slots__ = (
         "_finished",
         "_lock",
+        "_unsampled",
         "cache_read_tokens",
         "cache_write_tokens",
         "finish_reasons",
@@ -111,12 +114,16 @@ class Invocation:
         for key, value in metadata.items():
             attributes[sc.CMDRDATA_METADATA_PREFIX + key] = value
 
-        self.span = telemetry.tracer.start_span(
+        self.span = span = telemetry.tracer.start_span(
             f"{operation} {model}" if model else operation,
             kind=SpanKind.CLIENT,
             attributes=attributes,
         )
         self.start_ns = time.perf_counter_ns()
+        # A span the sampler dropped keeps nothing; keep what billing needs.
+        self._unsampled: _UnsampledCall | None = (
+            None if span.is_recording() else _UnsampledCall(span.name, attributes)
+        )
 
     @property
     def finished(self) -> bool:
@@ -179,6 +186,13 @@ class Invocation:
         if err_type is not None:
             span.set_status(Status(StatusCode.ERROR, err_type))
         span.end()
+        if billing.has_sinks():
+            unsampled = self._unsampled
+            billing.bill_directly(
+                span
+                if unsampled is None
+                else unsampled.finished_span(span, attributes, err_type, self.telemetry)
+            )
         self._record_metrics((end_ns - self.start_ns) / 1e9, err_type)
 
     def _record_metrics(self, duration_s: float, err_type: str | None) -> None:
@@ -197,3 +211,48 @@ class Invocation:
             telemetry.token_histogram.record(
                 self.output_tokens, {**attributes, sc.GEN_AI_TOKEN_TYPE: "output"}
             )
+
+
+class _UnsampledCall:
+    """What a sampled-out call needs to be billed like any other: name, attributes, times."""
+
+    __slots__ = ("attributes", "name", "start_time")
+
+    def __init__(self, name: str, attributes: dict[str, Any]) -> None:
+        self.name = name
+        self.attributes = attributes
+        self.start_time = time.time_ns()
+
+    def finished_span(
+        self,
+        span: Any,
+        end_attributes: dict[str, Any],
+        err_type: str | None,
+        telemetry: Telemetry,
+    ) -> Any:
+        """A finished span record with the call's own ids, for the billing sinks only."""
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+        context = span.get_span_context()
+        if not context.is_valid:
+            # No SDK tracer provider: make ids of our own, so the event id is unique.
+            from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+            ids = RandomIdGenerator()
+            context = trace.SpanContext(
+                ids.generate_trace_id(), ids.generate_span_id(), is_remote=False
+            )
+        provider = telemetry.tracer_provider or trace.get_tracer_provider()
+        return ReadableSpan(
+            self.name,
+            context=context,
+            resource=getattr(provider, "resource", None),
+            attributes={**self.attributes, **end_attributes},
+            kind=SpanKind.CLIENT,
+            status=Status(StatusCode.ERROR, err_type) if err_type else Status(StatusCode.UNSET),
+            start_time=self.start_time,
+            end_time=time.time_ns(),
+            instrumentation_scope=InstrumentationScope(sc.SCOPE_NAME, __version__),
+        )

@@ -56,6 +56,7 @@ class Telemetry:
     token_histogram: Any
     duration_histogram: Any
     inject_stream_usage: bool
+    tracer_provider: Any = None
     active: bool = True
 
 
@@ -84,4 +85,5 @@ def build_telemetry(tracer_provider: Any = None, meter_provider: Any = None) -> 
         token_histogram=token_histogram,
         duration_histogram=duration_histogram,
         inject_stream_usage=env_flag("CMDRDATA_INJECT_STREAM_USAGE", True),
+        tracer_provider=tracer_provider,
     )

@@ -218,9 +218,7 @@ def _record_http_body(invocation: Invocation, http_response: Any) -> None:
     if not isinstance(data, dict):
         return
     invocation.response_id = invocation.response_id or _str_or_none(data.get("responseId"))
-    invocation.response_model = invocation.response_model or _str_or_none(
-        data.get("modelVersion")
-    )
+    invocation.response_model = invocation.response_model or _str_or_none(data.get("modelVersion"))
     for candidate in data.get("candidates") or ():
         if isinstance(candidate, dict):
             invocation.add_finish_reason(_str_or_none(candidate.get("finishReason")))

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = textwrap.dedent(
     """
-    import json, os, sys
+    import json, os, sys, time
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -33,16 +33,21 @@ CHILD = textwrap.dedent(
             "gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 3}):
             pass
     exporter = CmdrDataSpanExporter(_poll_interval=0.05, _backoff_base=0.01, _backoff_cap=0.2,
-                                    timeout=1)
+                                    timeout=float(os.environ.get("CHILD_TIMEOUT", "0.5")),
+                                    _batch_size=4)  # lease = 3 x timeout
     spans = memory.get_finished_spans()
     exporter.export(spans)
     print(json.dumps([span_to_event(s, exporter.settings)["metadata"]["event_id"] for s in spans]))
     sys.stdout.flush()
     if how == "crash":
         os._exit(0)  # no shutdown, no atexit: as if killed right after export() returned
-    if how == "deliver":
-        exporter.force_flush(15000)
-    exporter.shutdown(timeout_millis=int(sys.argv[3]) if len(sys.argv) > 3 else 500)
+    if how == "deliver":  # until the shared spool is empty, whoever delivers it
+        deadline = time.monotonic() + 20
+        # a long flush deadline: a request cut short by it would be retried, and counted twice
+        # here although a deduplicating server (Idempotency-Key) counts it once
+        while not exporter.force_flush(20000) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    exporter.shutdown(timeout_millis=int(sys.argv[3]) if len(sys.argv) > 3 else 10000)
     """
 )
 
@@ -85,6 +90,9 @@ def test_events_of_a_process_that_died_are_delivered_by_the_next(child_env, cmdr
 
 @pytest.mark.slow
 def test_four_processes_sharing_a_spool_deliver_each_event_once(child_env, cmdrdata_server):
+    # A generous timeout: on a busy 2-core box the in-process server can be slower than 0.5 s,
+    # and a timed-out request is (rightly) retried, which this test would count as a duplicate.
+    child_env["CHILD_TIMEOUT"] = "5"
     procs = [_child(child_env, 150, "deliver", wait=False) for _ in range(4)]
     ids = []
     for proc in procs:
@@ -95,12 +103,18 @@ def test_four_processes_sharing_a_spool_deliver_each_event_once(child_env, cmdrd
     assert cmdrdata_server.wait_for(600, 15)
     received = cmdrdata_server.event_ids()
     assert sorted(received) == sorted(ids)  # each once: no process sent another's event again
+    import collections
+    by = collections.defaultdict(list)
+    for r in cmdrdata_server.requests:
+        by[r.headers.get("Idempotency-Key")].append((r.at, r.status, r.headers.get("User-Agent")))
+    assert [v for v in by.values() if len(v) > 1] == []
     assert cmdrdata_server.duplicates == 0
     assert [r for r in cmdrdata_server.requests if r.status not in (200, 201)] == []
 
 
 def test_fork_child_gets_its_own_sender(make_exporter, make_spans, cmdrdata_server):
     import os
+    import time
 
     exporter = make_exporter()
     exporter.export(make_spans(3))
@@ -110,7 +124,10 @@ def test_fork_child_gets_its_own_sender(make_exporter, make_spans, cmdrdata_serv
         code = 1
         try:
             exporter.export(make_spans(4))
-            code = 0 if exporter.force_flush(5000) else 2
+            deadline = time.monotonic() + 5
+            while exporter.status()["queued"] and time.monotonic() < deadline:
+                exporter.force_flush(500)  # parent and child share the spool file
+            code = 0 if exporter.status()["queued"] == 0 else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)

@@ -1,0 +1,56 @@
+"""Direct billing: every finished call reaches the billing exporters, whatever tracing drops.
+
+Tracing is allowed to lose spans — samplers drop most traces on purpose and a
+full ``BatchSpanProcessor`` queue drops the rest of a burst — but a billing
+record must not be lost. So when a call finishes, its span (or, for a span the
+sampler dropped, a finished record with the same ids and attributes) is handed
+straight to every registered *sink*: in practice each live
+``cmdrdata_exporter.CmdrDataSpanExporter`` with ``bill_unsampled`` on. Those
+exporters then ignore this package's spans when the span pipeline delivers
+them, so each call is billed exactly once per exporter, and the spans the
+sampler dropped still never reach any other exporter.
+
+The registry lives here, at the start of the data path, so the instrumentor
+never imports the exporter: the exporter registers itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import Any, Protocol
+
+_log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
+
+
+class BillingSink(Protocol):
+    def submit_direct(self, span: Any) -> None:
+        """Take one finished span of ours; must be fast, thread-safe and never raise."""
+
+
+_sinks: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register_sink(sink: BillingSink) -> None:
+    _sinks.add(sink)
+
+
+def unregister_sink(sink: BillingSink) -> None:
+    _sinks.discard(sink)
+
+
+def has_sinks() -> bool:
+    return bool(_sinks)
+
+
+def is_registered(sink: BillingSink) -> bool:
+    return sink in _sinks
+
+
+def bill_directly(span: Any) -> None:
+    """Hand one finished span to every sink. Never raises."""
+    for sink in list(_sinks):
+        try:
+            sink.submit_direct(span)
+        except Exception as exc:
+            _log.warning("cmdrdata: a billing sink failed to take a span: %s", exc)
