@@ -22,6 +22,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
+from . import customer
 from .customer import customer_context, reset_customer_id, set_customer_id
 from .package import _instruments
 from .patching import unwrap_target, wrap_target
@@ -48,6 +49,7 @@ class CmdrDataInstrumentor(BaseInstrumentor):
         if isinstance(providers, str):
             providers = [providers]
         telemetry = build_telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        customer._reload_settings()  # pick up CMDRDATA_BAGGAGE_SECRET as set now
         wrapped = []
         for hooks in load_hooks(list(providers) if providers is not None else None, telemetry):
             for target in hooks.targets():

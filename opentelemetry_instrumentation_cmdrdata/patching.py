@@ -99,10 +99,12 @@ def _begin(
         return clean, None
     try:
         info, call_kwargs = hooks.request(target, instance, clean)
-        baggage_customer, metadata = customer.read_attribution()
-        customer_id = baggage_customer
-        if call_customer is not _MISSING:
-            customer_id = customer.coerce_call_customer_id(call_customer)
+        customer_id, metadata = customer.read_attribution()
+        if call_customer is not _MISSING and call_customer is not None:
+            call_customer_id = customer.coerce_call_customer_id(call_customer)
+            if call_customer_id != customer_id:
+                metadata = {}  # baggage metadata belongs to the baggage's customer
+            customer_id = call_customer_id
         if call_metadata is not _MISSING:
             metadata = {**metadata, **customer.coerce_call_metadata(call_metadata)}
         invocation = Invocation(telemetry, target.operation, info, customer_id, metadata)
@@ -118,6 +120,16 @@ def _begin(
     except Exception as exc:
         log_internal_error(f"starting the span of {target.qualname}", exc)
         return clean, None
+
+
+def _hide_our_baggage() -> object | None:
+    """For an uninstrumented call: still never let our baggage reach the provider.
+
+    Returns the token to detach, or None when there was nothing to hide.
+    """
+    current = otel_context.get_current()
+    stripped = customer.context_without_attribution(current)
+    return None if stripped is current else otel_context.attach(stripped)
 
 
 def _on_result(call: _Call, hooks: ProviderHooks, target: MethodTarget, result: Any) -> Any:
@@ -142,7 +154,12 @@ def make_wrapper(
         async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             call_kwargs, call = _begin(hooks, target, telemetry, instance, kwargs)
             if call is None:
-                return await wrapped(*args, **call_kwargs)
+                token = _hide_our_baggage()
+                try:
+                    return await wrapped(*args, **call_kwargs)
+                finally:
+                    if token is not None:
+                        otel_context.detach(token)
             try:
                 result = await wrapped(*args, **call_kwargs)
             except BaseException as exc:
@@ -157,7 +174,12 @@ def make_wrapper(
     def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         call_kwargs, call = _begin(hooks, target, telemetry, instance, kwargs)
         if call is None:
-            return wrapped(*args, **call_kwargs)
+            token = _hide_our_baggage()
+            try:
+                return wrapped(*args, **call_kwargs)
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
         try:
             result = wrapped(*args, **call_kwargs)
         except BaseException as exc:

@@ -39,6 +39,13 @@ _log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
 
 _MESSAGES = "anthropic.resources.messages.messages"
 _BETA_MESSAGES = "anthropic.resources.beta.messages.messages"
+# The Bedrock and Vertex clients' beta resources copy the first-party methods
+# when ``anthropic`` is imported, so they are wrapped in their own right.
+# (Their non-beta ``messages`` is the first-party class.)
+_PLATFORM_BETA_MESSAGES = (
+    "anthropic.lib.bedrock._beta_messages",
+    "anthropic.lib.vertex._beta_messages",
+)
 
 # Clients that reach Claude through a cloud platform, by class name (so that
 # naming them never imports their optional dependencies).
@@ -56,7 +63,7 @@ _REQUEST_ATTRIBUTE_SUFFIX = "__api_request"
 
 def _targets() -> tuple[MethodTarget, ...]:
     targets = []
-    for module in (_MESSAGES, _BETA_MESSAGES):
+    for module in (_MESSAGES, _BETA_MESSAGES, *_PLATFORM_BETA_MESSAGES):
         for owner, is_async in (("Messages", False), ("AsyncMessages", True)):
             for method in ("create", "parse", "stream"):
                 api = "stream" if method == "stream" else "messages"
