@@ -36,7 +36,7 @@ _MISSING = object()
 _RAW_HEADER = "X-Stainless-Raw-Response"
 
 
-def _split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any, Any, Any]:
+def split_call_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any, Any, Any]:
     """Take our per-call kwargs out without touching the caller's dict."""
     if (
         "customer_id" not in kwargs
@@ -94,7 +94,7 @@ def _begin(
     kwargs: dict[str, Any],
 ) -> tuple[dict[str, Any], _Call | None]:
     """Start the span for a call, or decide not to. Never raises."""
-    clean, call_customer, call_metadata, track = _split_kwargs(kwargs)
+    clean, call_customer, call_metadata, track = split_call_kwargs(kwargs)
     if not track or not telemetry.active or _IN_CALL.get() or not is_instrumentation_enabled():
         return clean, None
     try:

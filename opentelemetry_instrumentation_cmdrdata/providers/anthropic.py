@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import semconv as sc
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from ..invocation import Invocation
     from ..telemetry import Telemetry
 
-_log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
 
 _MESSAGES = "anthropic.resources.messages.messages"
 _BETA_MESSAGES = "anthropic.resources.beta.messages.messages"
@@ -186,14 +184,14 @@ class AnthropicHooks(ProviderHooks):
     ) -> Callable[..., Any] | None:
         if target.api != "stream":
             return None
-        from ..patching import _split_kwargs, make_wrapper
+        from ..patching import make_wrapper, split_call_kwargs
 
         # The generic wrapper, run when the manager sends its request.
         start_call = make_wrapper(self, target, telemetry)
 
         def stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             # Our per-call kwargs stay in ``kwargs`` for the span started later.
-            manager = wrapped(*args, **_split_kwargs(kwargs)[0])
+            manager = wrapped(*args, **split_call_kwargs(kwargs)[0])
             try:
                 _defer_to_request(manager, start_call, instance, kwargs)
             except Exception as exc:
@@ -211,7 +209,11 @@ def _defer_to_request(
         (name for name in vars(manager) if name.endswith(_REQUEST_ATTRIBUTE_SUFFIX)), None
     )
     if attribute is None:
-        _log.debug("cmdrdata: %s has no request to wrap", type(manager).__name__)
+        # An SDK whose manager we do not know: its calls would go unbilled, so say so once.
+        log_internal_error(
+            "wrapping a stream manager",
+            LookupError(f"{type(manager).__name__} has no request to wrap; not instrumented"),
+        )
         return
     request = getattr(manager, attribute)
     if callable(request):

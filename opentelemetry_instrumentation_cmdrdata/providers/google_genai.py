@@ -1,58 +1,71 @@
 """Google Gen AI SDK (``google-genai``): Gemini Developer API and Vertex AI.
 
-Wrapped: ``Models.generate_content``, ``Models.generate_content_stream`` and
-``Models.embed_content``, and the same on ``AsyncModels`` (``client.aio.models``).
+Covered: ``models.generate_content``, ``models.generate_content_stream`` and
+``models.embed_content``, the same under ``client.aio.models``, and therefore
+``client.chats`` sessions, which call those public methods.
 
-- **Chats.** ``client.chats`` sessions call these public methods on their
-  ``Models`` object, so each ``send_message`` / ``send_message_stream`` gives
-  one span per model request, with nothing wrapped twice. Chat methods are not
-  wrapped themselves: the per-call ``customer_id=`` keywords belong to the
-  ``models`` methods; a chat is attributed through ``customer_context``.
-- **One span per public call.** Automatic continuation (the SDK following
-  ``continuation_token`` hops) happens inside one call; the SDK sums the hops'
-  usage into the response it returns (and into each streamed chunk), so the span
-  carries the whole call. Automatic function calling driven by a chat calls
-  ``generate_content`` once per model request, so each request is a span of its
-  own. Automatic function calling run *directly* by ``Models.generate_content``
-  (a pattern the SDK itself discourages) loops over private per-request methods
-  and returns only the last response: its usage, the only usage the SDK exposes,
-  is what the span carries.
+- **One span per model request.** A public call can make several requests:
+  automatic function calling (a request per tool round, in
+  ``generate_content`` itself or in a chat) and automatic continuation (a
+  request per ``continuation_token`` hop). Google bills each, while the SDK
+  returns only the last response of a function-calling loop. So the span is
+  put on the SDK's per-request methods (``Models._generate_content``,
+  ``_generate_content_stream`` and the async ones): a plain call, or a chat
+  turn, is one span; a call with two tool rounds is two spans, each with its
+  request's own usage. The public methods are wrapped too, without a span: they
+  take the per-call ``customer_id=`` / ``cmdrdata_metadata=`` /
+  ``track_usage=`` keywords off the call and apply them to every request it
+  makes. Your tool functions run between requests, outside any span of ours,
+  so LLM calls made inside them are billed as calls of their own. Should a
+  future SDK drop the per-request methods, the spans go on the public methods
+  (one per call) instead.
 - **Usage.** input = ``prompt_token_count`` (cached tokens are part of it) plus
   ``tool_use_prompt_token_count`` (tool results fed back to the model, reported
   apart and billed as input; absent unless tools ran); output =
   ``candidates_token_count + thoughts_token_count``; cache read =
   ``cached_content_token_count``; reasoning = ``thoughts_token_count``.
-  Streamed chunks carry the running total of the request, so the latest
+  Streamed chunks carry the running total of their request, so the latest
   ``usage_metadata`` replaces the previous one: never a sum.
 - **Finish reasons** are the API's own strings (``"STOP"``, ``"MAX_TOKENS"``),
   one per candidate.
 - **Embeddings** report input tokens only when the API does
   (``usage_metadata.prompt_token_count``, or Vertex AI's per-embedding
   ``statistics.token_count``); nothing is estimated.
-- **Streams.** The sync ``generate_content_stream`` is a generator function and
-  the async one returns an async generator; either is wrapped, and the request
-  itself is sent when the caller starts iterating.
+- **Streams.** The sync stream methods are generator functions: the request
+  is sent when the caller starts iterating, not when the method returns. Each
+  step of such a generator is run in the span's context, so the HTTP request
+  nests under the span and carries no ``cmdrdata.*`` baggage, as for every
+  other call.
 """
 
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
+
+import wrapt
+from opentelemetry import context as otel_context
 
 from .. import semconv as sc
 from ._common import ServerCache, add_counts, common_request_attributes, token_count
 from .base import MethodTarget, ProviderHooks, RequestInfo
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ..invocation import Invocation
     from ..telemetry import Telemetry
 
 _MODELS = "google.genai.models"
-_GENERATE = "generate"
-_STREAM = "stream"
+_OP = sc.OP_GENERATE_CONTENT
+# MethodTarget.api tags
+_SCOPE = "scope"  # a public method: hands its per-call keywords to its requests
+_SCOPE_STREAM = "scope_stream"
+_GENERATE = "generate"  # one model request
+_STREAM = "stream"  # one streamed model request, sent when the call returns
+_LAZY_STREAM = "lazy_stream"  # one streamed model request, sent once iterated
 _EMBEDDINGS = "embeddings"
 
 _GEMINI_HOST = "generativelanguage.googleapis.com"
@@ -264,18 +277,32 @@ class GoogleGenAIHooks(ProviderHooks):
     name = "google_genai"
     sdk_module = "google.genai"
 
-    _TARGETS: ClassVar[tuple[MethodTarget, ...]] = (
-        MethodTarget(_MODELS, "Models.generate_content", sc.OP_GENERATE_CONTENT, False, _GENERATE),
-        MethodTarget(
-            _MODELS, "Models.generate_content_stream", sc.OP_GENERATE_CONTENT, False, _STREAM
-        ),
+    # Public methods: no span of their own; they hand the caller's per-call
+    # keywords to the model requests they make.
+    _SCOPES: ClassVar[tuple[MethodTarget, ...]] = (
+        MethodTarget(_MODELS, "Models.generate_content", _OP, False, _SCOPE),
+        MethodTarget(_MODELS, "Models.generate_content_stream", _OP, False, _SCOPE_STREAM),
+        MethodTarget(_MODELS, "AsyncModels.generate_content", _OP, True, _SCOPE),
+        MethodTarget(_MODELS, "AsyncModels.generate_content_stream", _OP, True, _SCOPE_STREAM),
+    )
+    # One model request each: the spans.
+    _REQUESTS: ClassVar[tuple[MethodTarget, ...]] = (
+        MethodTarget(_MODELS, "Models._generate_content", _OP, False, _GENERATE),
+        MethodTarget(_MODELS, "Models._generate_content_stream", _OP, False, _LAZY_STREAM),
+        MethodTarget(_MODELS, "AsyncModels._generate_content", _OP, True, _GENERATE),
+        # Sends its request when awaited, then returns the chunks' async generator.
+        MethodTarget(_MODELS, "AsyncModels._generate_content_stream", _OP, True, _STREAM),
+    )
+    # Where the per-request methods are missing (a future SDK): spans on the
+    # public methods, whose streams send their request once iterated.
+    _PUBLIC: ClassVar[tuple[MethodTarget, ...]] = (
+        MethodTarget(_MODELS, "Models.generate_content", _OP, False, _GENERATE),
+        MethodTarget(_MODELS, "Models.generate_content_stream", _OP, False, _LAZY_STREAM),
+        MethodTarget(_MODELS, "AsyncModels.generate_content", _OP, True, _GENERATE),
+        MethodTarget(_MODELS, "AsyncModels.generate_content_stream", _OP, True, _LAZY_STREAM),
+    )
+    _EMBED: ClassVar[tuple[MethodTarget, ...]] = (
         MethodTarget(_MODELS, "Models.embed_content", sc.OP_EMBEDDINGS, False, _EMBEDDINGS),
-        MethodTarget(
-            _MODELS, "AsyncModels.generate_content", sc.OP_GENERATE_CONTENT, True, _GENERATE
-        ),
-        MethodTarget(
-            _MODELS, "AsyncModels.generate_content_stream", sc.OP_GENERATE_CONTENT, True, _STREAM
-        ),
         MethodTarget(_MODELS, "AsyncModels.embed_content", sc.OP_EMBEDDINGS, True, _EMBEDDINGS),
     )
 
@@ -284,7 +311,32 @@ class GoogleGenAIHooks(ProviderHooks):
         self._servers = ServerCache()
 
     def targets(self) -> Sequence[MethodTarget]:
-        return self._TARGETS
+        try:
+            from google.genai import models
+        except ImportError:
+            return ()
+        per_request = all(
+            callable(getattr(getattr(models, owner, None), method, None))
+            for owner, method in (target.qualname.split(".") for target in self._REQUESTS)
+        )
+        if per_request:
+            return (*self._SCOPES, *self._REQUESTS, *self._EMBED)
+        return (*self._PUBLIC, *self._EMBED)
+
+    def custom_wrapper(
+        self, target: MethodTarget, telemetry: Telemetry
+    ) -> Callable[..., Any] | None:
+        if target.api == _SCOPE:
+            return _async_scope_wrapper if target.is_async else _scope_wrapper
+        if target.api == _SCOPE_STREAM:
+            return _async_scope_stream_wrapper if target.is_async else _scope_stream_wrapper
+        if target.api in (_GENERATE, _STREAM, _LAZY_STREAM):
+            from ..patching import make_wrapper
+
+            return _request_wrapper(
+                make_wrapper(self, target, telemetry), target.api == _LAZY_STREAM, target.is_async
+            )
+        return None
 
     # -- request -----------------------------------------------------------
 
@@ -300,7 +352,7 @@ class GoogleGenAIHooks(ProviderHooks):
         if api_client is None:
             return provider, None, None
         known = self._servers.get(api_client)
-        if known is not None and known[0] == provider:
+        if known is not None:
             return known
         base_url = getattr(getattr(api_client, "_http_options", None), "base_url", None)
         host, port = server_of(base_url)
@@ -324,7 +376,7 @@ class GoogleGenAIHooks(ProviderHooks):
             model=request_model(kwargs.get("model")),
             server_address=address,
             server_port=port,
-            streaming=target.api == _STREAM,
+            streaming=target.api in (_STREAM, _LAZY_STREAM),
             attributes=attributes,
         )
         return info, kwargs
@@ -346,6 +398,195 @@ class GoogleGenAIHooks(ProviderHooks):
         # responses themselves are pydantic models, iterable but not iterators.
         kind = type(result)
         return hasattr(kind, "__next__") or hasattr(kind, "__anext__")
+
+
+# -- per-call keywords: from the public call to each model request it makes ---------------
+
+_OUR_KWARGS = ("customer_id", "cmdrdata_metadata", "track_usage")
+
+# The per-call keywords of the public call in progress, for its model requests.
+_CALL_KWARGS: ContextVar[dict[str, Any] | None] = ContextVar("cmdrdata_genai_call", default=None)
+
+
+def _take_our_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split the caller's kwargs into (the SDK's, ours) without touching the caller's dict."""
+    if not any(name in kwargs for name in _OUR_KWARGS):
+        return kwargs, {}
+    sdk_kwargs = dict(kwargs)
+    ours = {name: sdk_kwargs.pop(name) for name in _OUR_KWARGS if name in sdk_kwargs}
+    return sdk_kwargs, ours
+
+
+def _scope_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    sdk_kwargs, ours = _take_our_kwargs(kwargs)
+    token = _CALL_KWARGS.set(ours)
+    try:
+        return wrapped(*args, **sdk_kwargs)
+    finally:
+        _CALL_KWARGS.reset(token)
+
+
+async def _async_scope_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    sdk_kwargs, ours = _take_our_kwargs(kwargs)
+    token = _CALL_KWARGS.set(ours)
+    try:
+        return await wrapped(*args, **sdk_kwargs)
+    finally:
+        _CALL_KWARGS.reset(token)
+
+
+def _scope_stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    sdk_kwargs, ours = _take_our_kwargs(kwargs)
+    token = _CALL_KWARGS.set(ours)
+    try:
+        stream = wrapped(*args, **sdk_kwargs)
+    finally:
+        _CALL_KWARGS.reset(token)
+    # The generator makes its requests while it is iterated, so each step runs
+    # with the caller's keywords in place.
+    if not _is_iterator(stream):
+        return stream
+    return _SyncSteps(stream, lambda: _CALL_KWARGS.set(ours), _CALL_KWARGS.reset)
+
+
+async def _async_scope_stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    sdk_kwargs, ours = _take_our_kwargs(kwargs)
+    token = _CALL_KWARGS.set(ours)
+    try:
+        stream = await wrapped(*args, **sdk_kwargs)
+    finally:
+        _CALL_KWARGS.reset(token)
+    if not _is_async_iterator(stream):
+        return stream
+    return _AsyncSteps(stream, lambda: _CALL_KWARGS.set(ours), _CALL_KWARGS.reset)
+
+
+def _request_wrapper(start_call: Callable[..., Any], lazy: bool, is_async: bool) -> Any:
+    """The generic wrapper of a model request, given the public call's keywords.
+
+    ``lazy``: the method returns a generator that sends its request when first
+    iterated, so the generator's steps are run in the span's context (the HTTP
+    request nests under the span, and carries no customer baggage).
+    """
+
+    def with_call_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+        ours = _CALL_KWARGS.get()
+        if not ours:
+            return kwargs
+        return {**ours, **kwargs}
+
+    if is_async:
+
+        async def async_request_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if not lazy:
+                return await start_call(wrapped, instance, args, with_call_kwargs(kwargs))
+
+            async def send(*call_args: Any, **call_kwargs: Any) -> Any:
+                stream = await wrapped(*call_args, **call_kwargs)
+                if not _is_async_iterator(stream):
+                    return stream
+                return _AsyncSteps(stream, *_in_current_context())
+
+            return await start_call(send, instance, args, with_call_kwargs(kwargs))
+
+        return async_request_wrapper
+
+    def request_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if not lazy:
+            return start_call(wrapped, instance, args, with_call_kwargs(kwargs))
+
+        def send(*call_args: Any, **call_kwargs: Any) -> Any:
+            stream = wrapped(*call_args, **call_kwargs)
+            if not _is_iterator(stream):
+                return stream
+            return _SyncSteps(stream, *_in_current_context())
+
+        return start_call(send, instance, args, with_call_kwargs(kwargs))
+
+    return request_wrapper
+
+
+# -- generators whose every step runs in a given context --------------------------------
+
+
+def _in_current_context() -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    """Enter/leave callables that re-attach the OpenTelemetry context current now."""
+    context = otel_context.get_current()
+    return (lambda: otel_context.attach(context)), otel_context.detach
+
+
+def _is_iterator(value: Any) -> bool:
+    return hasattr(type(value), "__next__")
+
+
+def _is_async_iterator(value: Any) -> bool:
+    return hasattr(type(value), "__anext__")
+
+
+class _SyncSteps(wrapt.ObjectProxy):
+    """A generator (still a generator to ``isinstance``) stepping inside ``enter``/``leave``."""
+
+    def __init__(
+        self, generator: Any, enter: Callable[[], Any], leave: Callable[[Any], None]
+    ) -> None:
+        super().__init__(generator)
+        self._self_enter = enter
+        self._self_leave = leave
+
+    def _self_step(self, method: Callable[..., Any], *args: Any) -> Any:
+        token = self._self_enter()
+        try:
+            return method(*args)
+        finally:
+            self._self_leave(token)
+
+    def __iter__(self) -> _SyncSteps:
+        return self
+
+    def __next__(self) -> Any:
+        return self._self_step(self.__wrapped__.__next__)
+
+    def send(self, value: Any) -> Any:
+        return self._self_step(self.__wrapped__.send, value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._self_step(self.__wrapped__.throw, *args)
+
+    def close(self) -> Any:
+        return self._self_step(self.__wrapped__.close)
+
+
+class _AsyncSteps(wrapt.ObjectProxy):
+    """The async counterpart of :class:`_SyncSteps`."""
+
+    def __init__(
+        self, generator: Any, enter: Callable[[], Any], leave: Callable[[Any], None]
+    ) -> None:
+        super().__init__(generator)
+        self._self_enter = enter
+        self._self_leave = leave
+
+    async def _self_step(self, method: Callable[..., Any], *args: Any) -> Any:
+        token = self._self_enter()
+        try:
+            return await method(*args)
+        finally:
+            self._self_leave(token)
+
+    def __aiter__(self) -> _AsyncSteps:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._self_step(self.__wrapped__.__anext__)
+
+    async def asend(self, value: Any) -> Any:
+        return await self._self_step(self.__wrapped__.asend, value)
+
+    async def athrow(self, *args: Any) -> Any:
+        return await self._self_step(self.__wrapped__.athrow, *args)
+
+    async def aclose(self) -> Any:
+        return await self._self_step(self.__wrapped__.aclose)
 
 
 __all__ = ["GoogleGenAIHooks", "record_usage", "request_model", "server_of"]
