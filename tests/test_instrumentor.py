@@ -17,6 +17,8 @@ from opentelemetry_instrumentation_cmdrdata.providers.openai import OpenAIHooks,
 from opentelemetry_instrumentation_cmdrdata.telemetry import build_telemetry
 
 MESSAGES = [{"role": "user", "content": "hi"}]
+# openai 3.x talks through httpx2, openai 2.x through httpx.
+HTTP = getattr(openai._base_client, "httpx2", None) or openai._base_client.httpx
 CHAT = importlib.import_module("openai.resources.chat.completions.completions")
 
 
@@ -146,10 +148,8 @@ def test_provider_name_from_host(host, port, expected):
 
 def test_provider_name_reaches_the_span(instrument, openai_server, spans):
     """A client whose base URL names Groq gets gen_ai.provider.name=groq."""
-    import httpx2
-
     def handler(request):
-        return httpx2.Response(
+        return HTTP.Response(
             200,
             json={
                 "id": "chatcmpl-1",
@@ -170,7 +170,7 @@ def test_provider_name_reaches_the_span(instrument, openai_server, spans):
     client = openai.OpenAI(
         base_url="https://api.groq.com/openai/v1",
         api_key="gsk-test",
-        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
+        http_client=HTTP.Client(transport=HTTP.MockTransport(handler)),
     )
     client.chat.completions.create(model="llama-3.1-8b-instant", messages=MESSAGES)
     [span] = spans()
@@ -190,9 +190,7 @@ def test_span_is_current_during_the_http_request(
     def hook(request):
         seen.append(trace.get_current_span().get_span_context().span_id)
 
-    import httpx2
-
-    client = make_openai_client(http_client=httpx2.Client(event_hooks={"request": [hook]}))
+    client = make_openai_client(http_client=HTTP.Client(event_hooks={"request": [hook]}))
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     [span] = spans()
     assert seen == [span.context.span_id]
