@@ -33,8 +33,10 @@ def _open_spool(settings: Settings) -> SqliteSpool | None:
 def _status(settings: Settings, as_json: bool, out: TextIO) -> int:
     spool = _open_spool(settings)
     if spool is None:
-        where = "memory (nothing persists between processes)" if settings.spool == "memory" else (
-            f"{settings.spool_path} (not created yet)"
+        where = (
+            "memory (nothing persists between processes)"
+            if settings.spool == "memory"
+            else (f"{settings.spool_path} (not created yet)")
         )
         info: dict[str, Any] = {"queued": 0, "delivered": 0, "rejected": 0, "rejections": []}
         info.update(last_error=None, spool=where)

@@ -9,6 +9,7 @@ would bill a different customer; an id over 256 characters is only counted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -37,7 +38,7 @@ MAX_TOKENS = 2**53  # beyond this a JSON number loses precision in most servers
 MAX_STRING = 1024  # metadata strings, model names, ids
 MAX_METADATA_KEYS = 64
 MAX_CUSTOMER_ID = 256
-_EVENT_NAMESPACE = uuid.UUID("6f1d3c52-8d0e-5b7a-9c41-0d6a3e2f7b19")
+_NAMESPACE_BYTES = uuid.UUID("6f1d3c52-8d0e-5b7a-9c41-0d6a3e2f7b19").bytes
 
 PROVIDER_ALIASES = {"gemini": semconv.PROVIDER_GEMINI, "vertex_ai": semconv.PROVIDER_VERTEX_AI}
 _PREFIX = semconv.CMDRDATA_METADATA_PREFIX
@@ -56,8 +57,18 @@ class EventSettings(Protocol):
 
 
 def event_id_for(trace_id: int, span_id: int) -> str:
-    """Stable per span, so re-exports and retries carry the same Idempotency-Key."""
-    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{trace_id:032x}{span_id:016x}"))
+    """Stable per span, so re-exports and retries carry the same Idempotency-Key.
+
+    The UUIDv5 of the trace and span ids, built by hand: ``uuid.uuid5`` costs about a
+    fifth of a span's whole conversion.
+    """
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + b"%032x%016x" % (trace_id, span_id)).digest()
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def iso_millis(ns: int) -> str:
@@ -99,8 +110,7 @@ class _Reader:
                 return value
             self.drops.count(
                 "bad_token_value",
-                f"span attribute {name} is not a token count ({type(value).__name__}); "
-                "billed as 0",
+                f"span attribute {name} is not a token count ({type(value).__name__}); billed as 0",
             )
             return 0
         return 0
@@ -300,7 +310,11 @@ def spans_to_events(
     if settings.span_source != "genai":
         return [event for _, event in events if event is not None]
     ours = [
-        (span.instrumentation_scope is None or span.instrumentation_scope.name != semconv.SCOPE_NAME, i)
+        (
+            span.instrumentation_scope is None
+            or span.instrumentation_scope.name != semconv.SCOPE_NAME,
+            i,
+        )
         for i, (span, _) in enumerate(events)
     ]
     recent = recent if recent is not None else RecentIds()
@@ -316,6 +330,10 @@ def spans_to_events(
     return kept
 
 
+# One encoder: json.dumps with any non-default option builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def encode(event: Mapping[str, Any]) -> str:
     """The request body; ASCII-only so it stores and sends without encoding surprises."""
-    return json.dumps(event, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(event)

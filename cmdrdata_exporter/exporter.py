@@ -22,8 +22,10 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from cmdrdata_exporter.config import Settings, resolve
 from cmdrdata_exporter.diagnostics import Drops
 from cmdrdata_exporter.events import RecentIds, encode, spans_to_events
+from cmdrdata_exporter.intake import DirectIntake
 from cmdrdata_exporter.sender import Delivery, Sender
 from cmdrdata_exporter.spool import ResilientSpool
+from opentelemetry_instrumentation_cmdrdata import billing
 
 logger = logging.getLogger("cmdrdata_exporter")
 
@@ -62,6 +64,14 @@ class CmdrDataSpanExporter(SpanExporter):
             self._spool = ResilientSpool(spool_dir, s.max_spool_events, self._drops)
             if s.delivery_blocker is None:
                 self._delivery = Delivery(s, self._spool, self._drops)
+        # Billing that does not depend on sampling or the span queue (SPEC §8): the
+        # instrumentor hands each finished call to us directly, and export() then skips
+        # the instrumentor's spans so no call is billed twice.
+        self._intake: DirectIntake | None = None
+        self._claimed: weakref.WeakSet[ReadableSpan] = weakref.WeakSet()
+        if self._spool is not None and s.bill_unsampled:
+            self._intake = DirectIntake(self.bill_spans)
+            billing.register_sink(self)
         _LIVE.add(self)
         self._ensure_sender()
 
@@ -80,8 +90,28 @@ class CmdrDataSpanExporter(SpanExporter):
                 "export_after_shutdown", "spans exported after shutdown() are not billed"
             )
             return SpanExportResult.FAILURE
+        claimed = self._claimed
+        if claimed:
+            # Calls the instrumentor handed to us directly are billed already.
+            spans = [span for span in spans if span not in claimed]
+            if not spans:
+                return SpanExportResult.SUCCESS
         self.bill_spans(spans)
         return SpanExportResult.SUCCESS
+
+    def claim_direct(self, span: ReadableSpan) -> None:
+        """The instrumentor will hand us this span directly: skip it in export()."""
+        if self._intake is not None:
+            self._claimed.add(span)
+
+    def submit_direct(self, span: ReadableSpan) -> None:
+        """Take one finished call from the instrumentor: sampled or not, it is billed.
+
+        O(1) on the application's thread; conversion and spooling happen in the background.
+        """
+        intake = self._intake
+        if intake is not None and not self._closed:
+            intake.submit(span)
 
     def bill_spans(self, spans: Sequence[ReadableSpan]) -> int:
         """Convert and spool these spans' events now; returns how many were newly queued.
@@ -126,6 +156,8 @@ class CmdrDataSpanExporter(SpanExporter):
         """Deliver what is due now, within the deadline; True when nothing is left queued."""
         if self._spool is None:
             return True
+        if self._intake is not None:
+            self._intake.drain()
         if self._delivery is None or self._closed:
             return self._spool.pending() == 0
         return self._delivery.drain(time.monotonic() + timeout_millis / 1000)
@@ -140,6 +172,9 @@ class CmdrDataSpanExporter(SpanExporter):
                 return
             self._closed = True
         _LIVE.discard(self)
+        billing.unregister_sink(self)
+        if self._intake is not None:
+            self._intake.stop()
         seconds = (
             self._settings.shutdown_timeout if timeout_millis is None else timeout_millis / 1000
         )
@@ -175,6 +210,7 @@ class CmdrDataSpanExporter(SpanExporter):
             else None
         )
         info["dropped"] = self._drops.snapshot()
+        info["buffered"] = self._intake.pending() if self._intake is not None else 0
         info["disabled"] = self._settings.disabled
         return info
 
@@ -183,6 +219,8 @@ class CmdrDataSpanExporter(SpanExporter):
         self._lock = threading.Lock()
         self._drops.reset_lock()
         self._sender = None
+        if self._intake is not None:
+            self._intake.after_fork()
         if self._spool is not None:
             self._spool.after_fork()
             if self._delivery is not None:

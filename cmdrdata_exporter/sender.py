@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+
 import httpx
 from opentelemetry import context as otel_context
 
@@ -37,7 +38,9 @@ try:
 except Exception:  # pragma: no cover
     __version__ = "0"
 
-USER_AGENT = f"opentelemetry-instrumentation-cmdrdata/{__version__} (python {platform.python_version()})"
+USER_AGENT = (
+    f"opentelemetry-instrumentation-cmdrdata/{__version__} (python {platform.python_version()})"
+)
 MAX_RETRY_AFTER = 3600.0
 MAX_AUTH_PAUSE_FACTOR = 10
 
@@ -124,7 +127,14 @@ class _Workers:
             while (job := self._jobs.get()) is not None:
                 job()
 
-    def map(self, fn: Callable[[Claimed], Attempt], items: Sequence[Claimed]) -> list[Attempt]:
+    def map(
+        self, fn: Callable[[Claimed], Attempt], items: Sequence[Claimed], deadline: float
+    ) -> list[Attempt | None]:
+        """Run ``fn`` over ``items``; None for those unfinished at ``deadline``.
+
+        The caller must not wait past its deadline for workers busy with someone else's
+        requests (the sender thread's, hanging on a slow server).
+        """
         self._start()
         results: list[Attempt | None] = [None] * len(items)
         done = threading.Semaphore(0)
@@ -140,8 +150,9 @@ class _Workers:
         for i, item in enumerate(items):
             self._jobs.put(lambda i=i, item=item: run(i, item))
         for _ in items:
-            done.acquire()
-        return results  # type: ignore[return-value]
+            if not done.acquire(timeout=max(0.0, min(deadline - time.monotonic(), 3600))):
+                break
+        return list(results)
 
     def stop(self) -> None:
         for _ in self._threads:
@@ -220,8 +231,10 @@ class Delivery:
         # No request may outlive our lease, or another process could send the same event.
         deadline = min(deadline, time.monotonic() + self.lease * 0.8)
         abort = threading.Event()
-        attempts = self._workers.map(lambda c: self._post(c, abort, deadline), batch)
-        outcome = self._apply(batch, attempts)
+        results = self._workers.map(lambda c: self._post(c, abort, deadline), batch, deadline)
+        # Unfinished requests keep their lease: still in flight, they must not be re-claimed.
+        done = [(c, a) for c, a in zip(batch, results, strict=True) if a is not None]
+        outcome = self._apply([c for c, _ in done], [a for _, a in done])
         self.spool.settle(self.owner, outcome)
         return len(batch), len(outcome.delivered) + len(outcome.rejected)
 
@@ -231,7 +244,7 @@ class Delivery:
         s = self.settings
         outcome = Outcome()
         pause = 0.0
-        for claimed, attempt in zip(batch, attempts):
+        for claimed, attempt in zip(batch, attempts, strict=True):
             if attempt.kind == "delivered":
                 outcome.delivered.append(claimed.event_id)
             elif attempt.kind == "rejected":
@@ -273,8 +286,7 @@ class Delivery:
                 self._pause(max(pause, random.uniform(step / 2, step)), "cmdrdata unavailable")
                 if self._failures == 1:
                     logger.warning(
-                        "cannot deliver to cmdrdata (%s); events are kept and retried with "
-                        "backoff",
+                        "cannot deliver to cmdrdata (%s); events are kept and retried with backoff",
                         outcome.last_error,
                     )
             elif outcome.delivered or outcome.rejected:
@@ -298,6 +310,9 @@ class Delivery:
         with suppressed():
             while time.monotonic() < deadline:
                 claimed, settled = self.run_round(deadline, ignore_timers)
+                if claimed == 0 and self.spool.in_flight(self.owner):
+                    time.sleep(0.01)  # the sender thread is finishing a batch: wait for it
+                    continue
                 if claimed == 0 or (settled == 0 and ignore_timers):
                     break
             return self.spool.pending() == 0
@@ -350,4 +365,3 @@ class Sender:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
-

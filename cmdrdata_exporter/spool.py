@@ -66,6 +66,7 @@ class Spool(Protocol):
     ) -> list[Claimed]: ...
     def settle(self, owner: str, outcome: Outcome) -> None: ...
     def pending(self) -> int: ...
+    def in_flight(self, owner: str) -> int: ...
     def stats(self, rejection_limit: int = 100) -> dict[str, Any]: ...
     def release_owner(self, owner: str) -> None: ...
     def close(self) -> None: ...
@@ -155,7 +156,9 @@ class SqliteSpool:
     def _room(self, conn: sqlite3.Connection, wanted: int) -> int:
         # max-min rowid bounds the count from above in two index seeks; count exactly only
         # when that bound says we may be near the cap.
-        lo, hi = conn.execute("SELECT min(rowid), max(rowid) FROM events").fetchone()
+        # (Two statements: SQLite answers a lone min() or max() from the index, not both.)
+        (lo,) = conn.execute("SELECT min(rowid) FROM events").fetchone()
+        (hi,) = conn.execute("SELECT max(rowid) FROM events").fetchone()
         if lo is None or hi - lo + 1 + wanted <= self._max:
             return wanted
         (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
@@ -225,6 +228,18 @@ class SqliteSpool:
         with self._lock:
             return self._c().execute("SELECT count(*) FROM events").fetchone()[0]
 
+    def in_flight(self, owner: str) -> int:
+        """Rows ``owner`` holds a live lease on (being sent by another thread of ours)."""
+        with self._lock:
+            return (
+                self._c()
+                .execute(
+                    "SELECT count(*) FROM events WHERE lease_owner = ? AND lease_until >= ?",
+                    (owner, time.time()),
+                )
+                .fetchone()[0]
+            )
+
     def stats(self, rejection_limit: int = 100) -> dict[str, Any]:
         with self._lock:
             conn = self._c()
@@ -249,7 +264,9 @@ class SqliteSpool:
     def take_all(self, limit: int) -> list[tuple[str, str]]:
         """Read what is left (for moving it to memory when the disk goes away)."""
         with self._lock:
-            return self._c().execute("SELECT event_id, body FROM events LIMIT ?", (limit,)).fetchall()
+            return (
+                self._c().execute("SELECT event_id, body FROM events LIMIT ?", (limit,)).fetchall()
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -340,6 +357,11 @@ class MemorySpool:
         with self._lock:
             return len(self._rows)
 
+    def in_flight(self, owner: str) -> int:
+        now = time.time()
+        with self._lock:
+            return sum(1 for r in self._rows.values() if r[3] == owner and r[4] >= now)
+
     def stats(self, rejection_limit: int = 100) -> dict[str, Any]:
         with self._lock:
             rejections = [
@@ -426,6 +448,9 @@ class ResilientSpool:
 
     def pending(self) -> int:
         return self._call("pending")
+
+    def in_flight(self, owner: str) -> int:
+        return self._call("in_flight", owner)
 
     def stats(self, rejection_limit: int = 100) -> dict[str, Any]:
         return self._call("stats", rejection_limit)

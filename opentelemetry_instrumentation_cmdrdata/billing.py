@@ -24,6 +24,13 @@ _log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
 
 
 class BillingSink(Protocol):
+    def claim_direct(self, span: Any) -> None:
+        """Note, before the span ends, that it will be billed directly.
+
+        A ``SimpleSpanProcessor`` exports a span inside ``span.end()``; the claim lets the
+        exporter skip it there, so it is billed once.
+        """
+
     def submit_direct(self, span: Any) -> None:
         """Take one finished span of ours; must be fast, thread-safe and never raise."""
 
@@ -39,17 +46,27 @@ def unregister_sink(sink: BillingSink) -> None:
     _sinks.discard(sink)
 
 
-def has_sinks() -> bool:
-    return bool(_sinks)
+def sinks() -> tuple[Any, ...]:
+    """The sinks now: take this once per call, before the span ends."""
+    return tuple(_sinks) if _sinks else ()
 
 
 def is_registered(sink: BillingSink) -> bool:
     return sink in _sinks
 
 
-def bill_directly(span: Any) -> None:
-    """Hand one finished span to every sink. Never raises."""
-    for sink in list(_sinks):
+def claim(sinks: tuple[Any, ...], span: Any) -> None:
+    """Tell the sinks this (sampled) span will reach them directly. Never raises."""
+    for sink in sinks:
+        try:
+            sink.claim_direct(span)
+        except Exception as exc:
+            _log.warning("cmdrdata: a billing sink failed to claim a span: %s", exc)
+
+
+def bill_directly(sinks: tuple[Any, ...], span: Any) -> None:
+    """Hand one finished span to the sinks. Never raises."""
+    for sink in sinks:
         try:
             sink.submit_direct(span)
         except Exception as exc:

@@ -114,15 +114,14 @@ class Invocation:
         for key, value in metadata.items():
             attributes[sc.CMDRDATA_METADATA_PREFIX + key] = value
 
+        name = f"{operation} {model}" if model else operation
         self.span = span = telemetry.tracer.start_span(
-            f"{operation} {model}" if model else operation,
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
+            name, kind=SpanKind.CLIENT, attributes=attributes
         )
         self.start_ns = time.perf_counter_ns()
         # A span the sampler dropped keeps nothing; keep what billing needs.
         self._unsampled: _UnsampledCall | None = (
-            None if span.is_recording() else _UnsampledCall(span.name, attributes)
+            None if span.is_recording() else _UnsampledCall(name, attributes)
         )
 
     @property
@@ -185,13 +184,17 @@ class Invocation:
             span.set_attributes(attributes)
         if err_type is not None:
             span.set_status(Status(StatusCode.ERROR, err_type))
+        sinks = billing.sinks()
+        unsampled = self._unsampled
+        if sinks and unsampled is None:
+            billing.claim(sinks, span)
         span.end()
-        if billing.has_sinks():
-            unsampled = self._unsampled
+        if sinks:
             billing.bill_directly(
+                sinks,
                 span
                 if unsampled is None
-                else unsampled.finished_span(span, attributes, err_type, self.telemetry)
+                else unsampled.finished_span(span, attributes, err_type, self.telemetry),
             )
         self._record_metrics((end_ns - self.start_ns) / 1e9, err_type)
 

@@ -32,23 +32,65 @@ _log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
 # wrapped method (a helper over ``create``) yields one span, not two.
 _IN_CALL: ContextVar[bool] = ContextVar("cmdrdata_in_call", default=False)
 
+# Per-call keywords given to an SDK helper that sends its request later (a
+# stream manager): the helper's wrapper puts them here around the moment the
+# wrapped request method is called, and that call takes them as its own.
+_PENDING_CALL_KWARGS: ContextVar[dict[str, Any] | None] = ContextVar(
+    "cmdrdata_pending_call_kwargs", default=None
+)
+
 _MISSING = object()
 _RAW_HEADER = "X-Stainless-Raw-Response"
+_OUR_KWARGS = ("customer_id", "cmdrdata_metadata", "track_usage")
+
+#: ``MethodTarget.api`` of an SDK's low-level request method: wrapped only to keep
+#: our baggage off every request, billed or not.
+TRANSPORT = "transport"
 
 
-def split_call_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any, Any, Any]:
-    """Take our per-call kwargs out without touching the caller's dict."""
+def take_call_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split the caller's kwargs into the SDK's and ours, without touching the caller's dict."""
     if (
         "customer_id" not in kwargs
         and "cmdrdata_metadata" not in kwargs
         and ("track_usage" not in kwargs)
     ):
-        return kwargs, _MISSING, _MISSING, True
-    clean = dict(kwargs)
-    customer_id = clean.pop("customer_id", _MISSING)
-    metadata = clean.pop("cmdrdata_metadata", _MISSING)
-    track_usage = clean.pop("track_usage", True)
-    return clean, customer_id, metadata, track_usage is not False
+        return kwargs, {}
+    sdk = dict(kwargs)
+    ours = {key: sdk.pop(key) for key in _OUR_KWARGS if key in sdk}
+    return sdk, ours
+
+
+def call_with_pending_kwargs(ours: dict[str, Any], call: Callable[[], Any]) -> Any:
+    """Run ``call`` so the wrapped SDK method it calls takes ``ours`` as its own kwargs."""
+    if not ours:
+        return call()
+    token = _PENDING_CALL_KWARGS.set(ours)
+    try:
+        return call()
+    finally:
+        _PENDING_CALL_KWARGS.reset(token)
+
+
+def _with_pending(kwargs: dict[str, Any]) -> dict[str, Any]:
+    pending = _PENDING_CALL_KWARGS.get()
+    if pending is None:
+        return kwargs
+    _PENDING_CALL_KWARGS.set(None)  # for this one call only
+    return {**pending, **kwargs}
+
+
+def split_call_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any, Any, bool]:
+    """The SDK's kwargs, then our customer_id, cmdrdata_metadata (or _MISSING) and track flag."""
+    sdk, ours = take_call_kwargs(kwargs)
+    if not ours:
+        return sdk, _MISSING, _MISSING, True
+    return (
+        sdk,
+        ours.get("customer_id", _MISSING),
+        ours.get("cmdrdata_metadata", _MISSING),
+        ours.get("track_usage", True) is not False,
+    )
 
 
 def _is_raw_call(kwargs: dict[str, Any]) -> bool:
@@ -151,7 +193,7 @@ def make_wrapper(
     """Build the wrapt wrapper for one SDK method."""
     if target.is_async:
 
-        async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        async def run_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             call_kwargs, call = _begin(hooks, target, telemetry, instance, kwargs)
             if call is None:
                 token = _hide_our_baggage()
@@ -169,10 +211,15 @@ def make_wrapper(
             call.leave()
             return _on_result(call, hooks, target, result)
 
+        def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            # Pending kwargs are taken when the coroutine is created: an SDK helper
+            # may create it in one place and await it in another.
+            return run_async(wrapped, instance, args, _with_pending(kwargs))
+
         return async_wrapper
 
     def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        call_kwargs, call = _begin(hooks, target, telemetry, instance, kwargs)
+        call_kwargs, call = _begin(hooks, target, telemetry, instance, _with_pending(kwargs))
         if call is None:
             token = _hide_our_baggage()
             try:
@@ -190,6 +237,25 @@ def make_wrapper(
         return _on_result(call, hooks, target, result)
 
     return sync_wrapper
+
+
+def _hiding_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    token = _hide_our_baggage()
+    if token is None:
+        return wrapped(*args, **kwargs)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        otel_context.detach(token)
+
+
+async def _async_hiding_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    token = _hide_our_baggage()
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        if token is not None:
+            otel_context.detach(token)
 
 
 def _resolve(module_name: str, qualname: str) -> tuple[Any, str] | None:
@@ -221,7 +287,12 @@ def wrap_target(hooks: ProviderHooks, target: MethodTarget, telemetry: Telemetry
     if _is_ours(original):
         return False
     try:
-        handler = hooks.custom_wrapper(target, telemetry) or make_wrapper(hooks, target, telemetry)
+        if target.api == TRANSPORT:
+            handler = _async_hiding_wrapper if target.is_async else _hiding_wrapper
+        else:
+            handler = hooks.custom_wrapper(target, telemetry) or make_wrapper(
+                hooks, target, telemetry
+            )
         wrapper = wrapt.FunctionWrapper(original, handler)
         wrapper._self_cmdrdata = True
         setattr(owner, attr, wrapper)

@@ -27,7 +27,7 @@ def record_value(
 ) -> Any:
     """Route what a call produced: wrap a stream, or record a response and finish."""
     if hooks.is_stream(value):
-        return wrap_stream(value, invocation, hooks)
+        return wrap_stream(value, invocation, hooks, target.is_async)
     try:
         hooks.on_response(invocation, target, value)
     except Exception as exc:

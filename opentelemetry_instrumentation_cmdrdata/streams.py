@@ -159,8 +159,14 @@ class AsyncStreamWrapper(_StreamCore):
             self._self_invocation.finish()
 
 
-def wrap_stream(stream: Any, invocation: Invocation, hooks: ProviderHooks) -> Any:
-    """Wrap a sync or async SDK stream so its span ends exactly once."""
-    if hasattr(type(stream), "__anext__") or hasattr(type(stream), "__aiter__"):
+def wrap_stream(
+    stream: Any, invocation: Invocation, hooks: ProviderHooks, is_async: bool
+) -> Any:
+    """Wrap a sync or async SDK stream so its span ends exactly once.
+
+    Which one is decided by the method that returned it, not by duck typing: another
+    instrumentation's proxy may offer both protocols.
+    """
+    if is_async:
         return AsyncStreamWrapper(stream, invocation, hooks)
     return SyncStreamWrapper(stream, invocation, hooks)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import semconv as sc
 from ..invocation import log_internal_error
+from ..patching import TRANSPORT
 from ._common import ServerCache, add_counts, common_request_attributes, token_count
 from .base import MethodTarget, ProviderHooks, RequestInfo
 
@@ -57,6 +58,7 @@ _PLATFORM_PROVIDERS = {
 # The name-mangled attribute holding a stream manager's request
 # (``MessageStreamManager.__api_request`` and its beta/async siblings).
 _REQUEST_ATTRIBUTE_SUFFIX = "__api_request"
+_BASE_CLIENT = "anthropic._base_client"
 
 
 def _targets() -> tuple[MethodTarget, ...]:
@@ -66,6 +68,10 @@ def _targets() -> tuple[MethodTarget, ...]:
             for method in ("create", "parse", "stream"):
                 api = "stream" if method == "stream" else "messages"
                 targets.append(MethodTarget(module, f"{owner}.{method}", sc.OP_CHAT, is_async, api))
+    # Every request, billed or not (count_tokens, batches...): keep our baggage off it,
+    # also from the SDK's own propagation.
+    targets.append(MethodTarget(_BASE_CLIENT, "SyncAPIClient.request", "", False, TRANSPORT))
+    targets.append(MethodTarget(_BASE_CLIENT, "AsyncAPIClient.request", "", True, TRANSPORT))
     return tuple(targets)
 
 

@@ -41,6 +41,7 @@ Covered: ``models.generate_content``, ``models.generate_content_stream`` and
 from __future__ import annotations
 
 import json
+import weakref
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -49,6 +50,8 @@ import wrapt
 from opentelemetry import context as otel_context
 
 from .. import semconv as sc
+from ..invocation import log_internal_error
+from ..patching import TRANSPORT
 from ._common import ServerCache, add_counts, common_request_attributes, token_count
 from .base import MethodTarget, ProviderHooks, RequestInfo
 
@@ -310,6 +313,14 @@ class GoogleGenAIHooks(ProviderHooks):
         self._telemetry = telemetry
         self._servers = ServerCache()
 
+    # Every request, billed or not (count_tokens, files...): keep our baggage off it.
+    _TRANSPORT: ClassVar[tuple[MethodTarget, ...]] = (
+        MethodTarget("google.genai._api_client", "BaseApiClient.request", "", False, TRANSPORT),
+        MethodTarget(
+            "google.genai._api_client", "BaseApiClient.async_request", "", True, TRANSPORT
+        ),
+    )
+
     def targets(self) -> Sequence[MethodTarget]:
         try:
             from google.genai import models
@@ -320,8 +331,8 @@ class GoogleGenAIHooks(ProviderHooks):
             for owner, method in (target.qualname.split(".") for target in self._REQUESTS)
         )
         if per_request:
-            return (*self._SCOPES, *self._REQUESTS, *self._EMBED)
-        return (*self._PUBLIC, *self._EMBED)
+            return (*self._SCOPES, *self._REQUESTS, *self._EMBED, *self._TRANSPORT)
+        return (*self._PUBLIC, *self._EMBED, *self._TRANSPORT)
 
     def custom_wrapper(
         self, target: MethodTarget, telemetry: Telemetry
@@ -400,108 +411,149 @@ class GoogleGenAIHooks(ProviderHooks):
         return hasattr(kind, "__next__") or hasattr(kind, "__anext__")
 
 
-# -- per-call keywords: from the public call to each model request it makes ---------------
+# -- the public call: its per-call keywords and the request streams it opened ------------
 
 _OUR_KWARGS = ("customer_id", "cmdrdata_metadata", "track_usage")
 
-# The per-call keywords of the public call in progress, for its model requests.
-_CALL_KWARGS: ContextVar[dict[str, Any] | None] = ContextVar("cmdrdata_genai_call", default=None)
+
+class _CallScope:
+    """One public call: the caller's per-call keywords, for each model request it makes,
+    and the request streams it opened, closed with it."""
+
+    __slots__ = ("kwargs", "streams")
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self.kwargs = kwargs
+        self.streams: list[weakref.ref[Any]] = []
+
+    def opened(self, stream: Any) -> None:
+        self.streams = [ref for ref in self.streams if ref() is not None]
+        self.streams.append(weakref.ref(stream))
+
+    def open_streams(self) -> list[Any]:
+        streams = [ref() for ref in self.streams]
+        self.streams = []
+        return [stream for stream in streams if stream is not None]
+
+    def close_streams(self) -> None:
+        for stream in self.open_streams():
+            try:
+                stream.close()
+            except Exception as exc:
+                log_internal_error("closing a Gemini request stream", exc)
+
+    async def aclose_streams(self) -> None:
+        for stream in self.open_streams():
+            try:
+                await stream.aclose()
+            except Exception as exc:
+                log_internal_error("closing a Gemini request stream", exc)
 
 
-def _take_our_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split the caller's kwargs into (the SDK's, ours) without touching the caller's dict."""
-    if not any(name in kwargs for name in _OUR_KWARGS):
-        return kwargs, {}
-    sdk_kwargs = dict(kwargs)
-    ours = {name: sdk_kwargs.pop(name) for name in _OUR_KWARGS if name in sdk_kwargs}
-    return sdk_kwargs, ours
+_CALL_SCOPE: ContextVar[_CallScope | None] = ContextVar("cmdrdata_genai_call", default=None)
+
+
+def _enter_scope(kwargs: dict[str, Any]) -> tuple[dict[str, Any], _CallScope]:
+    """Take our keywords off the caller's kwargs (never touching the caller's dict)."""
+    ours: dict[str, Any] = {}
+    if any(name in kwargs for name in _OUR_KWARGS):
+        kwargs = dict(kwargs)
+        ours = {name: kwargs.pop(name) for name in _OUR_KWARGS if name in kwargs}
+    return kwargs, _CallScope(ours)
 
 
 def _scope_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    sdk_kwargs, ours = _take_our_kwargs(kwargs)
-    token = _CALL_KWARGS.set(ours)
+    sdk_kwargs, scope = _enter_scope(kwargs)
+    token = _CALL_SCOPE.set(scope)
     try:
         return wrapped(*args, **sdk_kwargs)
     finally:
-        _CALL_KWARGS.reset(token)
+        _CALL_SCOPE.reset(token)
 
 
 async def _async_scope_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    sdk_kwargs, ours = _take_our_kwargs(kwargs)
-    token = _CALL_KWARGS.set(ours)
+    sdk_kwargs, scope = _enter_scope(kwargs)
+    token = _CALL_SCOPE.set(scope)
     try:
         return await wrapped(*args, **sdk_kwargs)
     finally:
-        _CALL_KWARGS.reset(token)
+        _CALL_SCOPE.reset(token)
 
 
 def _scope_stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    sdk_kwargs, ours = _take_our_kwargs(kwargs)
-    token = _CALL_KWARGS.set(ours)
+    sdk_kwargs, scope = _enter_scope(kwargs)
+    token = _CALL_SCOPE.set(scope)
     try:
         stream = wrapped(*args, **sdk_kwargs)
     finally:
-        _CALL_KWARGS.reset(token)
-    # The generator makes its requests while it is iterated, so each step runs
-    # with the caller's keywords in place.
+        _CALL_SCOPE.reset(token)
     if not _is_iterator(stream):
         return stream
-    return _SyncSteps(stream, lambda: _CALL_KWARGS.set(ours), _CALL_KWARGS.reset)
+    # The generator makes its requests while it is iterated: each step runs
+    # with the call's scope in place.
+    return _SyncSteps(stream, lambda: _CALL_SCOPE.set(scope), _CALL_SCOPE.reset, scope)
 
 
 async def _async_scope_stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    sdk_kwargs, ours = _take_our_kwargs(kwargs)
-    token = _CALL_KWARGS.set(ours)
+    sdk_kwargs, scope = _enter_scope(kwargs)
+    token = _CALL_SCOPE.set(scope)
     try:
         stream = await wrapped(*args, **sdk_kwargs)
     finally:
-        _CALL_KWARGS.reset(token)
+        _CALL_SCOPE.reset(token)
     if not _is_async_iterator(stream):
         return stream
-    return _AsyncSteps(stream, lambda: _CALL_KWARGS.set(ours), _CALL_KWARGS.reset)
+    return _AsyncSteps(stream, lambda: _CALL_SCOPE.set(scope), _CALL_SCOPE.reset, scope)
 
 
 def _request_wrapper(start_call: Callable[..., Any], lazy: bool, is_async: bool) -> Any:
-    """The generic wrapper of a model request, given the public call's keywords.
+    """The generic wrapper of one model request, given the public call's scope.
 
     ``lazy``: the method returns a generator that sends its request when first
     iterated, so the generator's steps are run in the span's context (the HTTP
     request nests under the span, and carries no customer baggage).
     """
 
-    def with_call_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-        ours = _CALL_KWARGS.get()
-        if not ours:
-            return kwargs
-        return {**ours, **kwargs}
+    def prepare(kwargs: dict[str, Any]) -> tuple[dict[str, Any], _CallScope | None]:
+        scope = _CALL_SCOPE.get()
+        if scope is None or not scope.kwargs:
+            return kwargs, scope
+        return {**scope.kwargs, **kwargs}, scope
+
+    def opened(scope: _CallScope | None, result: Any) -> Any:
+        if scope is not None and (_is_iterator(result) or _is_async_iterator(result)):
+            scope.opened(result)
+        return result
 
     if is_async:
 
         async def async_request_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not lazy:
-                return await start_call(wrapped, instance, args, with_call_kwargs(kwargs))
+            call_kwargs, scope = prepare(kwargs)
+            send = wrapped
+            if lazy:
 
-            async def send(*call_args: Any, **call_kwargs: Any) -> Any:
-                stream = await wrapped(*call_args, **call_kwargs)
-                if not _is_async_iterator(stream):
-                    return stream
-                return _AsyncSteps(stream, *_in_current_context())
+                async def send(*call_args: Any, **more: Any) -> Any:
+                    stream = await wrapped(*call_args, **more)
+                    if not _is_async_iterator(stream):
+                        return stream
+                    return _AsyncSteps(stream, *_in_current_context())
 
-            return await start_call(send, instance, args, with_call_kwargs(kwargs))
+            return opened(scope, await start_call(send, instance, args, call_kwargs))
 
         return async_request_wrapper
 
     def request_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not lazy:
-            return start_call(wrapped, instance, args, with_call_kwargs(kwargs))
+        call_kwargs, scope = prepare(kwargs)
+        send = wrapped
+        if lazy:
 
-        def send(*call_args: Any, **call_kwargs: Any) -> Any:
-            stream = wrapped(*call_args, **call_kwargs)
-            if not _is_iterator(stream):
-                return stream
-            return _SyncSteps(stream, *_in_current_context())
+            def send(*call_args: Any, **more: Any) -> Any:
+                stream = wrapped(*call_args, **more)
+                if not _is_iterator(stream):
+                    return stream
+                return _SyncSteps(stream, *_in_current_context())
 
-        return start_call(send, instance, args, with_call_kwargs(kwargs))
+        return opened(scope, start_call(send, instance, args, call_kwargs))
 
     return request_wrapper
 
@@ -524,14 +576,23 @@ def _is_async_iterator(value: Any) -> bool:
 
 
 class _SyncSteps(wrapt.ObjectProxy):
-    """A generator (still a generator to ``isinstance``) stepping inside ``enter``/``leave``."""
+    """A generator (still a generator to ``isinstance``) stepping inside ``enter``/``leave``.
+
+    With a ``scope``, closing it also closes the request streams the call opened
+    (their spans end then, not whenever the garbage collector gets to them).
+    """
 
     def __init__(
-        self, generator: Any, enter: Callable[[], Any], leave: Callable[[Any], None]
+        self,
+        generator: Any,
+        enter: Callable[[], Any],
+        leave: Callable[[Any], None],
+        scope: _CallScope | None = None,
     ) -> None:
         super().__init__(generator)
         self._self_enter = enter
         self._self_leave = leave
+        self._self_scope = scope
 
     def _self_step(self, method: Callable[..., Any], *args: Any) -> Any:
         token = self._self_enter()
@@ -553,18 +614,31 @@ class _SyncSteps(wrapt.ObjectProxy):
         return self._self_step(self.__wrapped__.throw, *args)
 
     def close(self) -> Any:
-        return self._self_step(self.__wrapped__.close)
+        try:
+            return self._self_step(self.__wrapped__.close)
+        finally:
+            if self._self_scope is not None:
+                self._self_scope.close_streams()
 
 
 class _AsyncSteps(wrapt.ObjectProxy):
-    """The async counterpart of :class:`_SyncSteps`."""
+    """The async counterpart of :class:`_SyncSteps`.
+
+    Its ``aclose()`` matters more: an async generator left inside another one is
+    only closed when the event loop gets round to finalizing it.
+    """
 
     def __init__(
-        self, generator: Any, enter: Callable[[], Any], leave: Callable[[Any], None]
+        self,
+        generator: Any,
+        enter: Callable[[], Any],
+        leave: Callable[[Any], None],
+        scope: _CallScope | None = None,
     ) -> None:
         super().__init__(generator)
         self._self_enter = enter
         self._self_leave = leave
+        self._self_scope = scope
 
     async def _self_step(self, method: Callable[..., Any], *args: Any) -> Any:
         token = self._self_enter()
@@ -586,7 +660,11 @@ class _AsyncSteps(wrapt.ObjectProxy):
         return await self._self_step(self.__wrapped__.athrow, *args)
 
     async def aclose(self) -> Any:
-        return await self._self_step(self.__wrapped__.aclose)
+        try:
+            return await self._self_step(self.__wrapped__.aclose)
+        finally:
+            if self._self_scope is not None:
+                await self._self_scope.aclose_streams()
 
 
 __all__ = ["GoogleGenAIHooks", "record_usage", "request_model", "server_of"]

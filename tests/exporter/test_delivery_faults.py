@@ -156,7 +156,8 @@ def test_export_stays_fast_while_the_server_hangs(make_exporter, make_spans, cmd
     for batch in batches[1:]:
         start = time.perf_counter()
         exporter.export(batch)
-        assert time.perf_counter() - start < 0.05
+        # generous for a loaded CI box; blocking on the server would take 2 s
+        assert time.perf_counter() - start < 0.25
     cmdrdata_server.reset_mode()
 
 

@@ -75,11 +75,13 @@ def test_full_event_from_a_real_span(make_spans):
 
 def test_event_id_is_stable_per_span(make_spans):
     a, b = make_spans(2)
-    assert span_to_event(a, DEFAULTS)["metadata"]["event_id"] == (
+    assert (
         span_to_event(a, DEFAULTS)["metadata"]["event_id"]
+        == (span_to_event(a, DEFAULTS)["metadata"]["event_id"])
     )
-    assert span_to_event(a, DEFAULTS)["metadata"]["event_id"] != (
-        span_to_event(b, DEFAULTS)["metadata"]["event_id"]
+    assert (
+        span_to_event(a, DEFAULTS)["metadata"]["event_id"]
+        != (span_to_event(b, DEFAULTS)["metadata"]["event_id"])
     )
 
 
@@ -216,7 +218,9 @@ attribute_values = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     values=st.dictionaries(
         st.sampled_from(

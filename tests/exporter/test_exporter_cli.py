@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,10 @@ def backlog(env, make_exporter, make_spans, cmdrdata_server):
     cmdrdata_server.stop()
     exporter = make_exporter()
     exporter.export(make_spans(248) + make_spans(2, **{"cmdrdata.customer_id": "bad"}))
-    exporter.shutdown(timeout_millis=200)
+    deadline = time.monotonic() + 10
+    while not exporter.status()["last_error"] and time.monotonic() < deadline:
+        time.sleep(0.02)  # the sender has tried and failed once
+    exporter.shutdown(timeout_millis=2000)
     cmdrdata_server.start()
     cmdrdata_server.set_mode(reject=lambda e: e["customer_id"] == "bad")
     return 250

@@ -84,7 +84,12 @@ def test_explicit_bad_values_raise_value_error(kwargs, tmp_path):
 
 @pytest.mark.parametrize(
     "endpoint",
-    ["http://127.0.0.1:8/api/events", "http://127.3.4.5/x", "http://[::1]:8/x", "http://localhost/x"],
+    [
+        "http://127.0.0.1:8/api/events",
+        "http://127.3.4.5/x",
+        "http://[::1]:8/x",
+        "http://localhost/x",
+    ],
 )
 def test_plain_http_is_fine_for_loopback(endpoint):
     assert resolve({"endpoint": endpoint}, {}).endpoint == endpoint
@@ -137,7 +142,9 @@ def test_missing_key_from_env_logs_once_and_keeps_events(
     assert len(set(cmdrdata_server.event_ids())) == 5
 
 
-@pytest.mark.parametrize("bad", ["sk-proj-abc", "cmd-live-v1-@@bad@@", "tk-" + "a" * 10, "cmd live v1 x"])
+@pytest.mark.parametrize(
+    "bad", ["sk-proj-abc", "cmd-live-v1-@@bad@@", "tk-" + "a" * 10, "cmd live v1 x"]
+)
 def test_malformed_key_from_env_is_an_error_log_not_an_exception(monkeypatch, caplog, bad):
     monkeypatch.setenv("CMDRDATA_API_KEY", bad)
     caplog.set_level(logging.DEBUG, logger="cmdrdata_exporter")
@@ -159,7 +166,9 @@ def test_bad_endpoint_from_env_is_logged_and_events_kept(monkeypatch, caplog, ma
     exporter.shutdown(timeout_millis=50)
 
 
-def test_disabled_accepts_spans_and_does_nothing(make_exporter, make_spans, spool_dir, cmdrdata_server):
+def test_disabled_accepts_spans_and_does_nothing(
+    make_exporter, make_spans, spool_dir, cmdrdata_server
+):
     exporter = make_exporter(disabled=True)
     assert exporter.export(make_spans(3)).name == "SUCCESS"
     assert exporter.bill_spans(make_spans(1)) == 0

@@ -54,7 +54,9 @@ CHILD = textwrap.dedent(
 
 def _child(env, *args, wait=True):
     cmd = [sys.executable, "-c", CHILD, *map(str, args)]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     if not wait:
         return proc
     out, err = proc.communicate(timeout=60)
@@ -104,6 +106,7 @@ def test_four_processes_sharing_a_spool_deliver_each_event_once(child_env, cmdrd
     received = cmdrdata_server.event_ids()
     assert sorted(received) == sorted(ids)  # each once: no process sent another's event again
     import collections
+
     by = collections.defaultdict(list)
     for r in cmdrdata_server.requests:
         by[r.headers.get("Idempotency-Key")].append((r.at, r.status, r.headers.get("User-Agent")))

@@ -73,7 +73,9 @@ def test_size_cap_drops_newest_with_one_warning(make_exporter, make_spans, caplo
     assert len(full) == 1 and full[0].levelno == logging.WARNING
 
 
-def test_memory_spool_delivers_without_touching_disk(make_exporter, make_spans, spool_dir, cmdrdata_server):
+def test_memory_spool_delivers_without_touching_disk(
+    make_exporter, make_spans, spool_dir, cmdrdata_server
+):
     exporter = make_exporter(spool="memory")
     exporter.export(make_spans(20))
     assert cmdrdata_server.wait_for(20, 5)
@@ -95,7 +97,9 @@ def test_unwritable_spool_dir_falls_back_to_memory(
     assert exporter.status()["spool"] == "memory"
 
 
-def test_spool_dir_removed_while_running(make_exporter, make_spans, spool_dir, caplog, cmdrdata_server):
+def test_spool_dir_removed_while_running(
+    make_exporter, make_spans, spool_dir, caplog, cmdrdata_server
+):
     cmdrdata_server.stop()
     caplog.set_level(logging.DEBUG, logger="cmdrdata_exporter")
     exporter = make_exporter()
@@ -119,10 +123,20 @@ def test_memory_stays_flat_with_a_large_backlog(make_exporter, make_spans, cmdrd
     def fresh(i):  # same spans with new ids so each is a new event
         out = []
         for j, s in enumerate(batch):
-            ctx = s.context.__class__(i * 1000 + j + 1, s.context.span_id, False, s.context.trace_flags)
-            out.append(ReadableSpan(s.name, ctx, attributes=s.attributes, resource=s.resource,
-                                    start_time=s.start_time, end_time=s.end_time,
-                                    instrumentation_scope=s.instrumentation_scope))
+            ctx = s.context.__class__(
+                i * 1000 + j + 1, s.context.span_id, False, s.context.trace_flags
+            )
+            out.append(
+                ReadableSpan(
+                    s.name,
+                    ctx,
+                    attributes=s.attributes,
+                    resource=s.resource,
+                    start_time=s.start_time,
+                    end_time=s.end_time,
+                    instrumentation_scope=s.instrumentation_scope,
+                )
+            )
         return out
 
     exporter.export(fresh(0))

@@ -1,0 +1,866 @@
+#!/usr/bin/env python
+"""Per-call overhead of the cmdrdata instrumentor, the one-span floor and the anchors.
+
+One command (see benchmarks/README.md)::
+
+    python benchmarks/bench_overhead.py --rounds 5 --out benchmarks/results.md
+    python benchmarks/bench_overhead.py --quick          # smoke run, a minute or two
+
+Every measurement runs in a fresh subprocess (this script re-invoking itself
+with ``--child``), so modes never share an interpreter, import state or JIT-ish
+caches. Rounds are interleaved: in each round every scenario runs every mode
+once, the mode order rotating from round to round. Overheads are always taken
+against the ``none`` run of the same round and scenario; the table reports the
+median over rounds (and min..max), never a single run. Nothing here asserts on
+time.
+
+Modes:
+  none          uninstrumented SDK; the same TracerProvider and processor are set up
+  floor         one hand-made span per call with the same attributes (benchmarks/floor.py)
+  cmdrdata      CmdrDataInstrumentor().instrument(tracer_provider=...)
+  openllmetry   opentelemetry.instrumentation.openai.OpenAIInstrumentor (OpenAI only)
+  openai-v2     opentelemetry.instrumentation.openai_v2.OpenAIInstrumentor (OpenAI only)
+  genai-openai  opentelemetry-instrumentation-genai-openai (OpenAI only)
+
+Anchors run with the interpreter of their own venv (``--anchor NAME=PYTHON``);
+one that is missing or fails to import is reported as such and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+CORE_MODES = ("none", "floor", "cmdrdata")
+ANCHOR_MODES = ("openllmetry", "openai-v2", "genai-openai")
+DEFAULT_ANCHOR_PYTHONS = {
+    "openllmetry": "/tmp/venv-anchors/bin/python",
+    "openai-v2": "/tmp/venv-openai-v2/bin/python",
+    "genai-openai": "/tmp/venv-genai-openai/bin/python",
+}
+# scenario -> (provider, stream chunks, include_usage, calls, warm-up)
+SCENARIOS: dict[str, tuple[str, int, bool, int, int]] = {
+    "openai": ("openai", 0, False, 1000, 200),
+    "openai-stream50": ("openai", 50, True, 150, 30),
+    "openai-stream500": ("openai", 500, True, 24, 6),
+    "anthropic": ("anthropic", 0, False, 1000, 200),
+    "gemini": ("gemini", 0, False, 1000, 200),
+}
+# Only for the token-capture check (not timed).
+CHECK_SCENARIOS: dict[str, tuple[str, int, bool, int, int]] = {
+    "openai-stream50-nousage": ("openai", 50, False, 5, 1),
+}
+DIST_NAMES = (
+    "openai",
+    "anthropic",
+    "google-genai",
+    "httpx2",
+    "httpx",
+    "pydantic",
+    "wrapt",
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation",
+    "opentelemetry-instrumentation-cmdrdata",
+    "opentelemetry-instrumentation-openai",
+    "opentelemetry-instrumentation-openai-v2",
+    "opentelemetry-instrumentation-genai-openai",
+    "opentelemetry-util-genai",
+    "opentelemetry-semantic-conventions-ai",
+)
+
+
+# --------------------------------------------------------------------------------------
+# child side: one mode, one scenario, one process
+# --------------------------------------------------------------------------------------
+
+
+def _make_provider(processor: str) -> tuple[Any, Any]:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class CountingExporter(SpanExporter):
+        """Counts spans and keeps the last one (for the attribute checks)."""
+
+        def __init__(self) -> None:
+            self.count = 0
+            self.last = None
+
+        def export(self, spans: Any) -> SpanExportResult:
+            self.count += len(spans)
+            self.last = spans[-1]
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            pass
+
+    exporter = CountingExporter()
+    provider = TracerProvider()
+    if processor == "batch":
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return provider, exporter
+
+
+def _instrument(mode: str, provider: Any) -> None:
+    if mode == "cmdrdata":
+        from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor
+
+        CmdrDataInstrumentor().instrument(tracer_provider=provider)
+    elif mode == "openllmetry":
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=provider)
+    elif mode == "openai-v2":
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=provider)
+    elif mode == "genai-openai":
+        _genai_openai_instrumentor()().instrument(tracer_provider=provider)
+
+
+def _genai_openai_instrumentor() -> Any:
+    import importlib
+
+    last: Exception | None = None
+    for module in (
+        "opentelemetry.instrumentation.genai.openai",
+        "opentelemetry.instrumentation.genai_openai",
+        "opentelemetry.instrumentation.openai_v2",
+    ):
+        try:
+            return importlib.import_module(module).OpenAIInstrumentor
+        except Exception as exc:  # try the next known module layout
+            last = exc
+    raise ImportError(f"no OpenAIInstrumentor in opentelemetry-instrumentation-genai-openai: {last}")
+
+
+def _build_call(mode: str, scenario: tuple[str, int, bool, int, int], tracer: Any) -> Any:
+    """A zero-argument function making one complete call (streams are consumed)."""
+    import httpx2
+
+    import canned
+
+    provider, chunks, include_usage, _, _ = scenario
+    if provider == "openai":
+        import openai
+
+        client = openai.OpenAI(
+            api_key="sk-bench",
+            base_url="https://api.openai.com/v1",
+            max_retries=0,
+            http_client=httpx2.Client(transport=canned.openai_transport(chunks)),
+        )
+        kwargs: dict[str, Any] = {
+            "model": canned.OPENAI_MODEL,
+            "messages": [
+                {"role": "system", "content": "You are a concise assistant."},
+                {"role": "user", "content": "Explain OpenTelemetry spans in two sentences."},
+            ],
+            "max_tokens": 256,
+            "temperature": 0.2,
+        }
+        if chunks:
+            kwargs["stream"] = True
+            if include_usage:
+                kwargs["stream_options"] = {"include_usage": True}
+        if mode == "floor":
+            import floor
+
+            def create(**kw: Any) -> Any:
+                return floor.openai_chat(tracer, client, **kw)
+        else:
+            create = client.chat.completions.create
+        if chunks:
+
+            def call() -> int:
+                seen = 0
+                for _chunk in create(**kwargs):
+                    seen += 1
+                return seen
+
+            return call
+        return lambda: create(**kwargs)
+
+    if provider == "anthropic":
+        import anthropic
+
+        client = anthropic.Anthropic(
+            api_key="sk-ant-bench",
+            base_url="https://api.anthropic.com",
+            max_retries=0,
+            http_client=httpx2.Client(transport=canned.anthropic_transport()),
+        )
+        kwargs = {
+            "model": canned.ANTHROPIC_MODEL,
+            "max_tokens": 256,
+            "stop_sequences": ["\n\nHuman:"],
+            "system": "You are a concise assistant.",
+            "messages": [
+                {"role": "user", "content": "Explain OpenTelemetry spans in two sentences."}
+            ],
+        }
+        if mode == "floor":
+            import floor
+
+            return lambda: floor.anthropic_messages(tracer, client, **kwargs)
+        create = client.messages.create
+        return lambda: create(**kwargs)
+
+    if provider == "gemini":
+        from google import genai
+        from google.genai import types
+
+        client = genai.Client(
+            api_key="bench-key",
+            http_options=types.HttpOptions(
+                httpx_client=httpx2.Client(transport=canned.gemini_transport())
+            ),
+        )
+        kwargs = {
+            "model": canned.GEMINI_MODEL,
+            "contents": "Explain OpenTelemetry spans in two sentences.",
+            "config": {"max_output_tokens": 256, "temperature": 0.2},
+        }
+        if mode == "floor":
+            import floor
+
+            return lambda: floor.gemini_generate(tracer, client, **kwargs)
+        models = client.models
+        return lambda: models.generate_content(**kwargs)
+
+    raise ValueError(provider)
+
+
+def _span_summary(span: Any) -> dict[str, Any] | None:
+    if span is None:
+        return None
+    attrs = {}
+    for key, value in (span.attributes or {}).items():
+        attrs[key] = list(value) if isinstance(value, tuple) else value
+    return {"name": span.name, "attributes": attrs, "events": len(span.events)}
+
+
+def run_child(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(HERE))
+    all_scenarios = {**SCENARIOS, **CHECK_SCENARIOS}
+    scenario = list(all_scenarios[args.scenario])
+    if args.calls:
+        scenario[3] = args.calls
+    if args.warmup is not None:
+        scenario[4] = args.warmup
+    provider, exporter = _make_provider(args.processor)
+    _instrument(args.mode, provider)
+    tracer = provider.get_tracer("benchmarks.floor")
+    call = _build_call(args.mode, tuple(scenario), tracer)
+    calls, warmup = scenario[3], scenario[4]
+
+    seen = None
+    for _ in range(warmup):
+        seen = call()
+    gc.collect()
+    # Two clocks per call: CPU time of the whole process (what the call costs, all
+    # threads included, hardly disturbed by other processes on a shared machine)
+    # and wall time (what a caller waits, disturbed by everything else running).
+    cpu, wall = time.process_time_ns, time.perf_counter_ns
+    times = []
+    walls = []
+    for _ in range(calls):
+        c0 = cpu()
+        w0 = wall()
+        call()
+        w1 = wall()
+        c1 = cpu()
+        times.append(c1 - c0)
+        walls.append(w1 - w0)
+    provider.force_flush()
+    out = {
+        "mode": args.mode,
+        "scenario": args.scenario,
+        "calls": calls,
+        "median_us": statistics.median(times) / 1000,
+        "mean_us": statistics.fmean(times) / 1000,
+        "wall_median_us": statistics.median(walls) / 1000,
+        "spans": exporter.count,
+        "calls_total": warmup + calls,
+        "chunks_seen": seen if isinstance(seen, int) else None,
+        "last_span": _span_summary(exporter.last),
+    }
+    provider.shutdown()
+    print("BENCH-RESULT " + json.dumps(out))
+
+
+def run_startup_child(args: argparse.Namespace) -> None:
+    """Time instrument() in a fresh process, after the SDKs are imported."""
+    clock = time.perf_counter
+    t0 = clock()
+    import anthropic  # noqa: F401
+    import openai  # noqa: F401
+    from google import genai  # noqa: F401
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = TracerProvider()
+    t1 = clock()
+    mode = args.mode
+    if mode == "cmdrdata":
+        from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor as Instrumentor
+    elif mode == "openllmetry":
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor as Instrumentor
+    elif mode == "openai-v2":
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as Instrumentor
+    elif mode == "genai-openai":
+        Instrumentor = _genai_openai_instrumentor()
+    else:
+        raise ValueError(mode)
+    t2 = clock()
+    Instrumentor().instrument(tracer_provider=provider)
+    t3 = clock()
+    out = {
+        "mode": mode,
+        "sdk_import_ms": (t1 - t0) * 1000,
+        "package_import_ms": (t2 - t1) * 1000,
+        "instrument_ms": (t3 - t2) * 1000,
+    }
+    print("BENCH-RESULT " + json.dumps(out))
+
+
+def run_versions_child() -> None:
+    from importlib import metadata
+
+    versions = {}
+    for name in DIST_NAMES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    print("BENCH-RESULT " + json.dumps({"python": platform.python_version(), **versions}))
+
+
+# --------------------------------------------------------------------------------------
+# parent side: orchestration and the report
+# --------------------------------------------------------------------------------------
+
+
+class ChildFailed(RuntimeError):
+    pass
+
+
+PACKAGE_PATH: str | None = None
+PACKAGE_NOTE: str = ""
+
+
+def _spawn(python: str, extra: list[str], timeout: float = 900) -> dict[str, Any]:
+    cmd = [python, str(Path(__file__).resolve()), "--child", *extra]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    if PACKAGE_PATH:
+        # A frozen copy of the project shadows the editable install in every venv.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PATH, env.get("PYTHONPATH")]))
+    # Keep anchors' own exporters/propagation defaults, but never let them reach out.
+    env.setdefault("OTEL_TRACES_EXPORTER", "none")
+    env.setdefault("OTEL_METRICS_EXPORTER", "none")
+    env.setdefault("OTEL_LOGS_EXPORTER", "none")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH-RESULT "):
+            return json.loads(line[len("BENCH-RESULT ") :])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
+    raise ChildFailed(" | ".join(tail) or f"exit {proc.returncode}")
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _fmt_us(value: float | None, sign: bool = False) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:+.0f}" if sign else f"{value:.0f}"
+    return text + " µs"
+
+
+def _fmt_range(values: list[float], digits: int = 0) -> str:
+    if not values:
+        return ""
+    return f"{min(values):+.{digits}f}..{max(values):+.{digits}f}"
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu})"
+
+
+def _package_note() -> str:
+    """Which copy of the instrumentor was measured, and its git state."""
+    root = Path(__file__).resolve().parent.parent
+    where = PACKAGE_PATH or str(root)
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--",
+             "opentelemetry_instrumentation_cmdrdata"],
+            capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return where
+    state = "with uncommitted changes to the package" if dirty else "package clean"
+    return f"`{where}`, git {head} ({state})"
+
+
+def _modes_for(scenario: str, modes: list[str]) -> list[str]:
+    provider = {**SCENARIOS, **CHECK_SCENARIOS}[scenario][0]
+    if provider == "openai":
+        return modes
+    return [m for m in modes if m in CORE_MODES]
+
+
+def _take_snapshot() -> str:
+    """Copy the project's packages to a temp dir (compiled), so edits made while
+    the benchmark runs cannot change what is measured half-way."""
+    import compileall
+    import shutil
+    import tempfile
+
+    global PACKAGE_NOTE
+    PACKAGE_NOTE = _package_note()
+    root = Path(__file__).resolve().parent.parent
+    dest = Path(tempfile.mkdtemp(prefix="cmdrdata-bench-"))
+    for name in ("opentelemetry_instrumentation_cmdrdata", "cmdrdata_exporter"):
+        shutil.copytree(root / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    compileall.compile_dir(str(dest), quiet=1)
+    return str(dest)
+
+
+def run_parent(args: argparse.Namespace) -> None:
+    global PACKAGE_PATH, PACKAGE_NOTE
+    started = time.time()
+    if args.package_path:
+        PACKAGE_PATH = args.package_path
+    elif not args.no_snapshot:
+        PACKAGE_PATH = _take_snapshot()
+        PACKAGE_NOTE = PACKAGE_NOTE.replace("`, ", "`, copied to " + PACKAGE_PATH + " at start; ", 1)
+    core_python = args.python or sys.executable
+    anchors: dict[str, str] = {}
+    for item in args.anchor or []:
+        name, _, path = item.partition("=")
+        anchors[name] = path
+    for name, path in DEFAULT_ANCHOR_PYTHONS.items():
+        anchors.setdefault(name, path)
+    pythons = {m: core_python for m in CORE_MODES}
+
+    requested = [m.strip() for m in args.modes.split(",") if m.strip()]
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    processors = [p.strip() for p in args.processor.split(",") if p.strip()]
+    if args.quick:
+        calls_override = {"openai": 300, "openai-stream50": 60, "openai-stream500": 10,
+                          "anthropic": 300, "gemini": 300}
+        warm_override = 30
+    else:
+        calls_override, warm_override = {}, None
+
+    # Which anchors can run here? Probe each one with a short real call.
+    skipped: dict[str, str] = {}
+    modes: list[str] = []
+    for mode in requested:
+        if mode in CORE_MODES:
+            modes.append(mode)
+            continue
+        if mode not in ANCHOR_MODES:
+            raise SystemExit(f"unknown mode {mode!r}")
+        python = anchors.get(mode)
+        if not python or not Path(python).exists():
+            skipped[mode] = f"no interpreter at {python}"
+            continue
+        try:
+            _spawn(python, ["--mode", mode, "--scenario", "openai", "--calls", "3", "--warmup", "1"])
+        except ChildFailed as exc:
+            skipped[mode] = f"fails: {exc}"
+            continue
+        except subprocess.TimeoutExpired:
+            skipped[mode] = "probe timed out"
+            continue
+        pythons[mode] = python
+        modes.append(mode)
+    for mode, why in skipped.items():
+        _log(f"skipping {mode}: {why}")
+
+    versions: dict[str, dict[str, str]] = {}
+    for python in sorted(set(pythons.values())):
+        versions[python] = _spawn(python, ["--versions"])
+
+    # ---- timed rounds -------------------------------------------------------------
+    # results[processor][scenario][mode] -> list of per-round medians (µs); round-aligned
+    results: dict[str, dict[str, dict[str, list[float | None]]]] = {}
+    spans_ok: dict[str, bool] = {}
+    span_counts: dict[tuple[str, int, str], dict[str, tuple[int, int]]] = {}
+    wall_table: dict[str, dict[str, dict[str, list[float | None]]]] = {}
+    for processor in processors:
+        proc_scenarios = scenarios if processor == "simple" else [
+            s for s in args.batch_scenarios.split(",") if s
+        ]
+        table = results.setdefault(processor, {})
+        for r in range(args.rounds):
+            for scenario in proc_scenarios:
+                smodes = _modes_for(scenario, modes)
+                k = r % len(smodes)
+                order = smodes[k:] + smodes[:k]
+                for mode in order:
+                    extra = ["--mode", mode, "--scenario", scenario, "--processor", processor]
+                    if scenario in calls_override:
+                        extra += ["--calls", str(calls_override[scenario])]
+                    if warm_override is not None:
+                        extra += ["--warmup", str(min(warm_override, SCENARIOS[scenario][4]))]
+                    try:
+                        res = _spawn(pythons[mode], extra)
+                    except (ChildFailed, subprocess.TimeoutExpired) as exc:
+                        _log(f"  {processor} r{r} {scenario} {mode}: FAILED {exc}")
+                        table.setdefault(scenario, {}).setdefault(mode, []).append(None)
+                        wall_table.setdefault(processor, {}).setdefault(scenario, {}).setdefault(
+                            mode, []).append(None)
+                        continue
+                    table.setdefault(scenario, {}).setdefault(mode, []).append(res["median_us"])
+                    wall_table.setdefault(processor, {}).setdefault(scenario, {}).setdefault(
+                        mode, []).append(res["wall_median_us"])
+                    span_counts.setdefault((processor, r, scenario), {})[mode] = (
+                        res["spans"], res["calls_total"])
+                    _log(
+                        f"  {processor} r{r} {scenario:17s} {mode:12s} "
+                        f"{res['median_us']:9.1f} µs  spans={res['spans']}"
+                    )
+    # Every timed and warm-up call must add exactly one span over `none` (which may
+    # export spans of its own: the Anthropic SDK has native tracing).
+    for counts in span_counts.values():
+        if "none" not in counts:
+            continue
+        base = counts["none"][0]
+        for mode, (spans, total) in counts.items():
+            if mode != "none":
+                spans_ok[mode] = spans_ok.get(mode, True) and spans - base == total
+
+    # ---- start-up -------------------------------------------------------------------
+    startup: dict[str, list[dict[str, float]]] = {}
+    startup_modes = [m for m in modes if m not in ("none", "floor")]
+    for _ in range(args.startup_rounds):
+        for mode in startup_modes:
+            try:
+                res = _spawn(pythons[mode], ["--startup", "--mode", mode])
+            except ChildFailed as exc:
+                _log(f"  startup {mode}: FAILED {exc}")
+                continue
+            startup.setdefault(mode, []).append(res)
+
+    # ---- token capture check (not timed) --------------------------------------------
+    checks: dict[str, dict[str, Any]] = {}
+    for mode in [m for m in modes if m != "none"]:
+        for scenario in ("openai", "openai-stream50", "openai-stream50-nousage"):
+            try:
+                res = _spawn(
+                    pythons[mode],
+                    ["--mode", mode, "--scenario", scenario, "--calls", "3", "--warmup", "1"],
+                )
+            except ChildFailed as exc:
+                checks.setdefault(mode, {})[scenario] = {"error": str(exc)}
+                continue
+            checks.setdefault(mode, {})[scenario] = res
+
+    report = render(
+        args=args,
+        modes=modes,
+        skipped=skipped,
+        pythons=pythons,
+        versions=versions,
+        results=results,
+        wall=wall_table,
+        spans_ok=spans_ok,
+        startup=startup,
+        checks=checks,
+        elapsed=time.time() - started,
+    )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {"results": results, "wall": wall_table, "startup": startup, "checks": checks,
+                 "versions": versions, "skipped": skipped},
+                indent=1,
+            )
+        )
+    if args.out:
+        Path(args.out).write_text(report)
+        _log(f"wrote {args.out}")
+    else:
+        print(report)
+
+
+# --------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------
+
+
+def _overheads(table: dict[str, list[float | None]], mode: str) -> list[float]:
+    base = table.get("none", [])
+    out = []
+    for b, v in zip(base, table.get(mode, []), strict=False):
+        if b is not None and v is not None:
+            out.append(v - b)
+    return out
+
+
+def _ratios(table: dict[str, list[float | None]], mode: str) -> list[float]:
+    base = table.get("none", [])
+    return [v / b for b, v in zip(base, table.get(mode, []), strict=False) if b and v]
+
+
+def _per_chunk(table: dict[str, dict[str, list[float | None]]], mode: str) -> list[float]:
+    s50, s500 = table.get("openai-stream50", {}), table.get("openai-stream500", {})
+    a50 = s50.get(mode, [])
+    a500 = s500.get(mode, [])
+    b50, b500 = s50.get("none", []), s500.get("none", [])
+    out = []
+    for v50, v500, n50, n500 in zip(a50, a500, b50, b500, strict=False):
+        if None in (v50, v500, n50, n500):
+            continue
+        if mode == "none":
+            out.append((v500 - v50) / 450)
+        else:
+            out.append(((v500 - n500) - (v50 - n50)) / 450)
+    return out
+
+
+SCENARIO_TITLES = {
+    "openai": "OpenAI `chat.completions.create`, not streamed",
+    "openai-stream50": "OpenAI `chat.completions.create(stream=True)`, 50 chunks + include_usage",
+    "openai-stream500": "OpenAI `chat.completions.create(stream=True)`, 500 chunks + include_usage",
+    "anthropic": "Anthropic `messages.create`, not streamed",
+    "gemini": "Gemini `models.generate_content`, not streamed",
+}
+
+
+def _usage_keys(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return "no span"
+    attrs = summary["attributes"]
+    short = []
+    for key in sorted(attrs):
+        if key.startswith("gen_ai.usage.") or key.startswith("llm.usage."):
+            name = key.split("usage.", 1)[1]
+            short.append(f"{name}={attrs[key]}")
+    return ", ".join(short) if short else "**none**"
+
+
+def render(**kw: Any) -> str:
+    args = kw["args"]
+    results = kw["results"]
+    modes = kw["modes"]
+    lines: list[str] = []
+    add = lines.append
+    core_versions = kw["versions"][kw["pythons"]["none"]]
+    argv = " ".join(["python", "benchmarks/bench_overhead.py", *sys.argv[1:]])
+    add("# Instrumentation overhead: cmdrdata vs the one-span floor and the anchors")
+    add("")
+    add(f"- Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}")
+    add(f"- Machine: {_machine()}")
+    add(f"- Python {core_versions.get('python')}; command: `{argv}`"
+        f" (took {kw['elapsed'] / 60:.1f} min)")
+    add(f"- Package measured: {PACKAGE_NOTE or _package_note()}")
+    add(f"- Rounds: {args.rounds}; modes interleaved, order rotated each round; each run is a "
+        "fresh subprocess: warm-up calls, then timed calls, per-call median.")
+    add("- Calls per run (timed / warm-up): "
+        + ", ".join(f"{s} {c}/{w}" for s, (_, _, _, c, w) in SCENARIOS.items())
+        + (" (`--quick` lowers these)" if args.quick else ""))
+    add("- Transport: `httpx2.MockTransport` in process (no network, no sockets); canned "
+        "responses with usage (benchmarks/canned.py). TracerProvider from opentelemetry-sdk "
+        "with a span-counting exporter; no MeterProvider/LoggerProvider installed.")
+    add("- **Clock**: per-call *process CPU time* (`time.process_time_ns`, all threads), because "
+        "this 2-core machine is shared and wall time swings several-fold with other load; the "
+        "last column gives the wall-clock overhead measured on the same calls.")
+    add("- **overhead** = mode's per-call median − `none`'s per-call median *in the same round*; "
+        "table shows the median over rounds and [min..max]. **ratio** = mode / none (median over "
+        "rounds). **vs floor** = median overhead / floor's median overhead.")
+    add("")
+    add("## Versions")
+    add("")
+    pythons = kw["pythons"]
+    by_python: dict[str, list[str]] = {}
+    for mode, py in pythons.items():
+        if mode in modes:
+            by_python.setdefault(py, []).append(mode)
+    for py, ms in by_python.items():
+        v = kw["versions"][py]
+        pkgs = ", ".join(f"{k} {val}" for k, val in v.items() if k != "python")
+        add(f"- `{py}` ({', '.join(ms)}): Python {v.get('python')}; {pkgs}")
+    for mode, why in kw["skipped"].items():
+        add(f"- **{mode} not measured**: {why}")
+    add("")
+
+    for processor, table in results.items():
+        add(f"## Per-call overhead ({'SimpleSpanProcessor' if processor == 'simple' else 'BatchSpanProcessor'})")
+        add("")
+        wall_t = kw["wall"].get(processor, {})
+        add("| scenario | mode | per-call median (CPU) | overhead vs none [min..max] | ratio | vs floor | wall-clock overhead (median) |")
+        add("|---|---|---:|---:|---:|---:|---:|")
+        for scenario, per_mode in table.items():
+            floor_ovh = _overheads(per_mode, "floor")
+            floor_med = _median(floor_ovh) if floor_ovh else None
+            for mode in modes:
+                values = [v for v in per_mode.get(mode, []) if v is not None]
+                if not values:
+                    continue
+                med = _median(values)
+                if mode == "none":
+                    wmed = _median([v for v in wall_t.get(scenario, {}).get("none", []) if v is not None] or [0])
+                    add(f"| {SCENARIO_TITLES.get(scenario, scenario)} | none | {med:.0f} µs | – | 1.00× | – | ({wmed:.0f} µs per call) |")
+                    continue
+                ovh = _overheads(per_mode, mode)
+                ovh_med = _median(ovh) if ovh else None
+                ratio = _median(_ratios(per_mode, mode))
+                vs_floor = (
+                    f"{ovh_med / floor_med:.2f}×" if floor_med and ovh_med is not None and mode != "floor" else "–"
+                )
+                name = f"**{mode}**" if mode == "cmdrdata" else mode
+                wovh = _overheads(wall_t.get(scenario, {}), mode)
+                add(f"| | {name} | {med:.0f} µs | {_fmt_us(ovh_med, True)} [{_fmt_range(ovh)}] "
+                    f"| {ratio:.2f}× | {vs_floor} | {_fmt_us(_median(wovh) if wovh else None, True)} |")
+        add("")
+        if "openai-stream50" in table and "openai-stream500" in table:
+            add(f"### Per streamed chunk ({processor}): ((overhead₅₀₀ − overhead₅₀) / 450, per round)")
+            add("")
+            add("| mode | µs per chunk, median [min..max] |")
+            add("|---|---:|")
+            for mode in modes:
+                pc = _per_chunk(table, mode)
+                if not pc:
+                    continue
+                label = "none (the SDK's own cost per chunk, not an overhead)" if mode == "none" else mode
+                add(f"| {label} | {_median(pc):.2f} [{_fmt_range(pc, 2)}] |")
+            add("")
+
+    startup = kw["startup"]
+    if startup:
+        add("## Start-up (fresh process; openai, anthropic, google.genai and the SDK TracerProvider imported first)")
+        add("")
+        add("| instrumentor | SDK imports | instrumentor package import | `instrument()` | import + instrument() |")
+        add("|---|---:|---:|---:|---:|")
+        for mode, runs in startup.items():
+            def med(key: str, runs: list[dict[str, float]] = runs) -> float:
+                return _median([r[key] for r in runs])
+            both = _median([r["package_import_ms"] + r["instrument_ms"] for r in runs])
+            add(f"| {mode} | {med('sdk_import_ms'):.0f} ms | {med('package_import_ms'):.1f} ms "
+                f"| {med('instrument_ms'):.1f} ms | {both:.1f} ms |")
+        add("")
+        add(f"Medians of {args.startup_rounds} fresh processes each.")
+        add("")
+
+    checks = kw["checks"]
+    if checks:
+        add("## Token usage on the span (OpenAI; 3 calls, last span inspected)")
+        add("")
+        add("The mock answers like the API: a stream ends with a usage chunk only when the request "
+            "has `stream_options={\"include_usage\": true}`. \"chunks seen\" is what the caller's "
+            "loop received (50 content chunks + 1 finish chunk, + 1 usage chunk when asked for).")
+        add("")
+        add("| mode | non-stream | stream + include_usage | stream, no stream_options | chunks seen (no stream_options) | `server.address` attribute |")
+        add("|---|---|---|---|---:|---|")
+        for mode, by_scenario in checks.items():
+            cells = []
+            for scenario in ("openai", "openai-stream50", "openai-stream50-nousage"):
+                res = by_scenario.get(scenario, {})
+                if "error" in res:
+                    cells.append("error: " + res["error"][:80])
+                else:
+                    cells.append(_usage_keys(res.get("last_span")))
+            nous = by_scenario.get("openai-stream50-nousage", {})
+            seen = nous.get("chunks_seen")
+            span = (by_scenario.get("openai", {}) or {}).get("last_span") or {}
+            address = span.get("attributes", {}).get("server.address", "**absent**")
+            add(f"| {mode} | {' | '.join(cells)} | {seen} | {address} |")
+        add("")
+        events = {
+            mode: (by.get("openai-stream50", {}).get("last_span") or {}).get("events")
+            for mode, by in checks.items()
+        }
+        add("Span events on a 50-chunk streamed span: "
+            + ", ".join(f"{m} {e}" for m, e in events.items()) + ".")
+        add("")
+    ok = kw["spans_ok"]
+    bad = [m for m, good in ok.items() if not good]
+    add("Span count check (every timed and warm-up call exported exactly one span more than "
+        "`none`, whose Anthropic runs export the SDK's own native spans): "
+        + ("all modes OK." if not bad else f"MISMATCH in {', '.join(bad)}."))
+    add("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, few calls")
+    parser.add_argument("--out", help="write the Markdown report here (default: stdout)")
+    parser.add_argument("--json", help="also write the raw per-round numbers here")
+    parser.add_argument("--processor", default="simple",
+                        help="simple, batch, or simple,batch (batch runs --batch-scenarios)")
+    parser.add_argument("--batch-scenarios", default="openai")
+    parser.add_argument("--modes", default=",".join(CORE_MODES + ANCHOR_MODES))
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--python", help="interpreter for none/floor/cmdrdata (default: this one)")
+    parser.add_argument("--anchor", action="append", metavar="NAME=PYTHON",
+                        help="interpreter of an anchor's venv, e.g. openllmetry=/tmp/venv-anchors/bin/python")
+    parser.add_argument("--startup-rounds", type=int, default=5)
+    parser.add_argument("--no-snapshot", action="store_true",
+                        help="measure the installed (editable) package in place instead of a copy")
+    parser.add_argument("--package-path", help="directory holding a copy of the project's packages "
+                        "to measure instead of the installed one (put first on PYTHONPATH)")
+    # child-only
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--scenario", help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--startup", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--versions", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        if args.versions:
+            run_versions_child()
+        elif args.startup:
+            run_startup_child(args)
+        else:
+            run_child(args)
+        return
+    if args.quick:
+        args.rounds = 1
+        args.startup_rounds = 2
+    run_parent(args)
+
+
+if __name__ == "__main__":
+    main()
