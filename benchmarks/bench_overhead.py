@@ -485,6 +485,9 @@ def run_parent(args: argparse.Namespace) -> None:
         calls_override = {"openai": 300, "openai-stream50": 60, "openai-stream500": 10,
                           "anthropic": 300, "gemini": 300}
         warm_override = 30
+    elif args.scale != 1.0:
+        calls_override = {s: max(3, round(v[3] * args.scale)) for s, v in SCENARIOS.items()}
+        warm_override = None
     else:
         calls_override, warm_override = {}, None
 
@@ -614,6 +617,10 @@ def run_parent(args: argparse.Namespace) -> None:
                 indent=1,
             )
         )
+    if PACKAGE_PATH and not args.package_path:
+        import shutil
+
+        shutil.rmtree(PACKAGE_PATH, ignore_errors=True)
     if args.out:
         Path(args.out).write_text(report)
         _log(f"wrote {args.out}")
@@ -696,7 +703,8 @@ def render(**kw: Any) -> str:
         "fresh subprocess: warm-up calls, then timed calls, per-call median.")
     add("- Calls per run (timed / warm-up): "
         + ", ".join(f"{s} {c}/{w}" for s, (_, _, _, c, w) in SCENARIOS.items())
-        + (" (`--quick` lowers these)" if args.quick else ""))
+        + (" (`--quick` lowers these)" if args.quick else "")
+        + (f" (timed calls × {args.scale} here)" if args.scale != 1.0 else ""))
     add("- Transport: `httpx2.MockTransport` in process (no network, no sockets); canned "
         "responses with usage (benchmarks/canned.py). TracerProvider from opentelemetry-sdk "
         "with a span-counting exporter; no MeterProvider/LoggerProvider installed.")
@@ -835,6 +843,8 @@ def main() -> None:
     parser.add_argument("--anchor", action="append", metavar="NAME=PYTHON",
                         help="interpreter of an anchor's venv, e.g. openllmetry=/tmp/venv-anchors/bin/python")
     parser.add_argument("--startup-rounds", type=int, default=5)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply the timed calls per run (e.g. 2.5 for steadier streams)")
     parser.add_argument("--no-snapshot", action="store_true",
                         help="measure the installed (editable) package in place instead of a copy")
     parser.add_argument("--package-path", help="directory holding a copy of the project's packages "

@@ -182,7 +182,7 @@ class _SlowCollector(SpanExporter):
         self.received = 0
 
     def export(self, spans):
-        time.sleep(0.5)
+        time.sleep(2.0)
         self.received += len(spans)
         return SpanExportResult.SUCCESS
 
