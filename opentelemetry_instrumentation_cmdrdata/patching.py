@@ -127,6 +127,16 @@ class _Call:
         except Exception as exc:
             log_internal_error("restoring the context", exc)
 
+    def fail(self, exc: BaseException) -> None:
+        """The SDK raised: end the span with the error (the caller re-raises it)."""
+        self.leave()
+        self.invocation.finish(exc)
+
+    def succeed(self, hooks: ProviderHooks, target: MethodTarget, result: Any) -> Any:
+        """The SDK returned: hand its result back, wrapped or recorded."""
+        self.leave()
+        return _on_result(self, hooks, target, result)
+
 
 def _begin(
     hooks: ProviderHooks,
@@ -190,26 +200,19 @@ def _on_result(call: _Call, hooks: ProviderHooks, target: MethodTarget, result: 
 def make_wrapper(
     hooks: ProviderHooks, target: MethodTarget, telemetry: Telemetry
 ) -> Callable[..., Any]:
-    """Build the wrapt wrapper for one SDK method."""
+    """Build the wrapt wrapper for one SDK method: two thin shells over ``_Call``."""
     if target.is_async:
 
         async def run_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             call_kwargs, call = _begin(hooks, target, telemetry, instance, kwargs)
             if call is None:
-                token = _hide_our_baggage()
-                try:
-                    return await wrapped(*args, **call_kwargs)
-                finally:
-                    if token is not None:
-                        otel_context.detach(token)
+                return await _async_hiding_wrapper(wrapped, instance, args, call_kwargs)
             try:
                 result = await wrapped(*args, **call_kwargs)
             except BaseException as exc:
-                call.leave()
-                call.invocation.finish(exc)
+                call.fail(exc)
                 raise
-            call.leave()
-            return _on_result(call, hooks, target, result)
+            return call.succeed(hooks, target, result)
 
         def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             # Pending kwargs are taken when the coroutine is created: an SDK helper
@@ -221,20 +224,13 @@ def make_wrapper(
     def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         call_kwargs, call = _begin(hooks, target, telemetry, instance, _with_pending(kwargs))
         if call is None:
-            token = _hide_our_baggage()
-            try:
-                return wrapped(*args, **call_kwargs)
-            finally:
-                if token is not None:
-                    otel_context.detach(token)
+            return _hiding_wrapper(wrapped, instance, args, call_kwargs)
         try:
             result = wrapped(*args, **call_kwargs)
         except BaseException as exc:
-            call.leave()
-            call.invocation.finish(exc)
+            call.fail(exc)
             raise
-        call.leave()
-        return _on_result(call, hooks, target, result)
+        return call.succeed(hooks, target, result)
 
     return sync_wrapper
 

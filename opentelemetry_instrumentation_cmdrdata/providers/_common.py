@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .. import semconv as sc
@@ -69,6 +70,28 @@ def common_request_attributes(
     if sequences:
         attributes[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = sequences
     return attributes
+
+
+def client_server(
+    cache: ServerCache,
+    client: Any,
+    default_provider: str,
+    provider_of: Callable[[Any, str | None, int | None], str],
+) -> tuple[str, str | None, int | None]:
+    """(provider name, address, port) of an SDK client with a ``base_url``, once per URL."""
+    base_url = getattr(client, "base_url", None)
+    if base_url is None:
+        return default_provider, None, None
+    known = cache.get(base_url)
+    if known is not None:
+        return known
+    host = getattr(base_url, "host", None) or None
+    port = getattr(base_url, "port", None)
+    if port is None:
+        port = 443 if getattr(base_url, "scheme", "https") == "https" else 80
+    value = (provider_of(client, host, port), host, port)
+    cache.put(base_url, value)
+    return value
 
 
 class ServerCache:

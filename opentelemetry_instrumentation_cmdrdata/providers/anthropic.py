@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .. import semconv as sc
 from ..invocation import log_internal_error
 from ..patching import TRANSPORT
-from ._common import ServerCache, add_counts, common_request_attributes, token_count
+from ._common import (
+    ServerCache,
+    add_counts,
+    client_server,
+    common_request_attributes,
+    token_count,
+)
 from .base import MethodTarget, ProviderHooks, RequestInfo
 
 if TYPE_CHECKING:
@@ -107,21 +113,14 @@ class AnthropicHooks(ProviderHooks):
     # -- request -----------------------------------------------------------
 
     def _server(self, instance: Any) -> tuple[str, str | None, int | None]:
-        client = getattr(instance, "_client", None)
-        base_url = getattr(client, "base_url", None)
-        if base_url is None:
-            return sc.PROVIDER_ANTHROPIC, None, None
-        known = self._servers.get(base_url)
-        if known is not None:
-            return known
-        host = getattr(base_url, "host", None) or None
-        port = getattr(base_url, "port", None)
-        if port is None:
-            port = 443 if getattr(base_url, "scheme", "https") == "https" else 80
-        provider = _PLATFORM_PROVIDERS.get(type(client).__name__, sc.PROVIDER_ANTHROPIC)
-        value = (provider, host, port)
-        self._servers.put(base_url, value)
-        return value
+        return client_server(
+            self._servers,
+            getattr(instance, "_client", None),
+            sc.PROVIDER_ANTHROPIC,
+            lambda client, _host, _port: _PLATFORM_PROVIDERS.get(
+                type(client).__name__, sc.PROVIDER_ANTHROPIC
+            ),
+        )
 
     def request(
         self, target: MethodTarget, instance: Any, kwargs: dict[str, Any]

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .. import semconv as sc
 from ..invocation import log_internal_error
 from ..patching import TRANSPORT, call_with_pending_kwargs, take_call_kwargs
-from ._common import ServerCache, add_counts, common_request_attributes, token_count
+from ._common import (
+    ServerCache,
+    add_counts,
+    client_server,
+    common_request_attributes,
+    token_count,
+)
 from .base import MethodTarget, ProviderHooks, RequestInfo
 
 if TYPE_CHECKING:
@@ -114,23 +120,14 @@ class OpenAIHooks(ProviderHooks):
     # -- request -----------------------------------------------------------
 
     def _server(self, instance: Any) -> tuple[str, str | None, int | None]:
-        client = getattr(instance, "_client", None)
-        base_url = getattr(client, "base_url", None)
-        if base_url is None:
-            return sc.PROVIDER_OPENAI, None, None
-        known = self._servers.get(base_url)
-        if known is not None:
-            return known
-        host = getattr(base_url, "host", None) or None
-        port = getattr(base_url, "port", None)
-        if port is None:
-            port = 443 if getattr(base_url, "scheme", "https") == "https" else 80
-        provider = provider_for_host(host, port)
+        return client_server(
+            self._servers, getattr(instance, "_client", None), sc.PROVIDER_OPENAI, self._provider
+        )
+
+    def _provider(self, client: Any, host: str | None, port: int | None) -> str:
         if self._azure_types and isinstance(client, self._azure_types):
-            provider = "azure.ai.openai"
-        value = (provider, host, port)
-        self._servers.put(base_url, value)
-        return value
+            return "azure.ai.openai"
+        return provider_for_host(host, port)
 
     def request(
         self, target: MethodTarget, instance: Any, kwargs: dict[str, Any]
@@ -204,7 +201,7 @@ class OpenAIHooks(ProviderHooks):
         for choice in getattr(response, "choices", None) or ():
             invocation.add_finish_reason(getattr(choice, "finish_reason", None))
         if usage is not None:
-            _record_completion_usage(invocation, usage)
+            _record_usage(invocation, usage, _COMPLETION_USAGE)
 
     def on_chunk(self, invocation: Invocation, chunk: Any) -> bool:
         event_type = getattr(chunk, "type", None)
@@ -222,7 +219,7 @@ class OpenAIHooks(ProviderHooks):
                     invocation.add_finish_reason(reason)
         usage = getattr(chunk, "usage", None)
         if usage is not None:
-            _record_completion_usage(invocation, usage)
+            _record_usage(invocation, usage, _COMPLETION_USAGE)
             if not choices and invocation.hide_usage_chunk:
                 return False
         return True
@@ -254,21 +251,31 @@ def _async_stream_helper(wrapped: Any, instance: Any, args: Any, kwargs: Any) ->
     return call_with_pending_kwargs(ours, lambda: wrapped(*args, **sdk_kwargs))
 
 
-def _record_completion_usage(invocation: Invocation, usage: Any) -> None:
-    """Chat and legacy completions: prompt_tokens already include cached tokens."""
-    invocation.input_tokens = token_count(getattr(usage, "prompt_tokens", None))
-    invocation.output_tokens = token_count(getattr(usage, "completion_tokens", None))
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    if prompt_details is not None:
-        invocation.cache_read_tokens = token_count(getattr(prompt_details, "cached_tokens", None))
+def _record_usage(invocation: Invocation, usage: Any, names: tuple[str, ...]) -> None:
+    """Copy one usage object's counts; ``names`` says where each count sits in it."""
+    input_name, output_name, input_details_name, output_details_name = names
+    invocation.input_tokens = token_count(getattr(usage, input_name, None))
+    invocation.output_tokens = token_count(getattr(usage, output_name, None))
+    input_details = getattr(usage, input_details_name, None)
+    if input_details is not None:
+        invocation.cache_read_tokens = token_count(getattr(input_details, "cached_tokens", None))
         invocation.cache_write_tokens = token_count(
-            getattr(prompt_details, "cache_write_tokens", None)
+            getattr(input_details, "cache_write_tokens", None)
         )
-    completion_details = getattr(usage, "completion_tokens_details", None)
-    if completion_details is not None:
-        invocation.reasoning_tokens = token_count(
-            getattr(completion_details, "reasoning_tokens", None)
-        )
+    output_details = getattr(usage, output_details_name, None)
+    if output_details is not None:
+        invocation.reasoning_tokens = token_count(getattr(output_details, "reasoning_tokens", None))
+
+
+# Chat and legacy completions: prompt_tokens already include cached tokens.
+_COMPLETION_USAGE = (
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_tokens_details",
+    "completion_tokens_details",
+)
+# Responses API: input_tokens already include cached tokens.
+_RESPONSE_USAGE = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
 
 
 def _record_response_object(invocation: Invocation, response: Any) -> None:
@@ -281,19 +288,8 @@ def _record_response_object(invocation: Invocation, response: Any) -> None:
         reason = getattr(details, "reason", None) if details is not None else None
         invocation.add_finish_reason(reason or status)
     usage = getattr(response, "usage", None)
-    if usage is None:
-        return
-    invocation.input_tokens = token_count(getattr(usage, "input_tokens", None))
-    invocation.output_tokens = token_count(getattr(usage, "output_tokens", None))
-    input_details = getattr(usage, "input_tokens_details", None)
-    if input_details is not None:
-        invocation.cache_read_tokens = token_count(getattr(input_details, "cached_tokens", None))
-        invocation.cache_write_tokens = token_count(
-            getattr(input_details, "cache_write_tokens", None)
-        )
-    output_details = getattr(usage, "output_tokens_details", None)
-    if output_details is not None:
-        invocation.reasoning_tokens = token_count(getattr(output_details, "reasoning_tokens", None))
+    if usage is not None:
+        _record_usage(invocation, usage, _RESPONSE_USAGE)
 
 
 _FINAL_RESPONSE_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
