@@ -575,12 +575,8 @@ def _is_async_iterator(value: Any) -> bool:
     return hasattr(type(value), "__anext__")
 
 
-class _SyncSteps(wrapt.ObjectProxy):
-    """A generator (still a generator to ``isinstance``) stepping inside ``enter``/``leave``.
-
-    With a ``scope``, closing it also closes the request streams the call opened
-    (their spans end then, not whenever the garbage collector gets to them).
-    """
+class _Steps(wrapt.ObjectProxy):
+    """A generator proxy that runs each step between ``enter()`` and ``leave(token)``."""
 
     def __init__(
         self,
@@ -593,6 +589,14 @@ class _SyncSteps(wrapt.ObjectProxy):
         self._self_enter = enter
         self._self_leave = leave
         self._self_scope = scope
+
+
+class _SyncSteps(_Steps):
+    """A generator (still a generator to ``isinstance``) stepping inside ``enter``/``leave``.
+
+    With a ``scope``, closing it also closes the request streams the call opened
+    (their spans end then, not whenever the garbage collector gets to them).
+    """
 
     def _self_step(self, method: Callable[..., Any], *args: Any) -> Any:
         token = self._self_enter()
@@ -621,24 +625,12 @@ class _SyncSteps(wrapt.ObjectProxy):
                 self._self_scope.close_streams()
 
 
-class _AsyncSteps(wrapt.ObjectProxy):
+class _AsyncSteps(_Steps):
     """The async counterpart of :class:`_SyncSteps`.
 
     Its ``aclose()`` matters more: an async generator left inside another one is
     only closed when the event loop gets round to finalizing it.
     """
-
-    def __init__(
-        self,
-        generator: Any,
-        enter: Callable[[], Any],
-        leave: Callable[[Any], None],
-        scope: _CallScope | None = None,
-    ) -> None:
-        super().__init__(generator)
-        self._self_enter = enter
-        self._self_leave = leave
-        self._self_scope = scope
 
     async def _self_step(self, method: Callable[..., Any], *args: Any) -> Any:
         token = self._self_enter()
