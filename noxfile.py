@@ -27,13 +27,19 @@ ROOT = Path(__file__).resolve().parent
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = False
 nox.options.error_on_missing_interpreters = False
+nox.options.sessions = ["matrix"]  # plain `nox` runs the matrix; otel_at is on demand
 
 # The declared ranges (pyproject: dependencies and the instruments-any extra).
 OPENAI_FLOOR = "2.0.0"
 ANTHROPIC_FLOOR = "1.0.0"
 GENAI_FLOOR = "1.30.0"
 OTEL_FLOOR = "1.39.0"  # opentelemetry-api/-sdk and the other 1.x packages
-OTEL_CONTRIB_FLOOR = "0.60b0"  # the matching opentelemetry-instrumentation* release
+
+
+def contrib_for(core: str) -> str:
+    """The opentelemetry-instrumentation* release made with a core release (1.39.0 -> 0.60b0)."""
+    minor = int(core.split(".")[1])
+    return f"0.{minor + 21}b0"
 
 OPENAI_TESTS = [
     "tests/test_openai_errors_and_kwargs.py",
@@ -78,7 +84,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "anthropic-latest": (["anthropic>=1.0.0,<3"], ANTHROPIC_TESTS),
     "gemini-floor": ([f"google-genai=={GENAI_FLOOR}"], GEMINI_TESTS),
     "gemini-latest": (["google-genai>=1.30.0,<4"], GEMINI_TESTS),
-    "otel-floor": (_otel_pins(OTEL_FLOOR, OTEL_CONTRIB_FLOOR), OTEL_TESTS),
+    "otel-floor": (_otel_pins(OTEL_FLOOR, contrib_for(OTEL_FLOOR)), OTEL_TESTS),
     "otel-latest": (
         [
             "opentelemetry-api>=1.39.0",
@@ -117,6 +123,22 @@ def requirements(pins: list[str]) -> list[str]:
 @nox.parametrize("case", list(CASES))
 def matrix(session: nox.Session, case: str) -> None:
     pins, tests = CASES[case]
+    _run(session, pins, tests)
+
+
+@nox.session
+def otel_at(session: nox.Session) -> None:
+    """One OpenTelemetry core release, for bisecting a floor: ``OTEL_AT=1.41.0 nox -s otel_at``
+    (the matching contrib release is derived; pytest arguments after ``--``)."""
+    import os
+
+    core = os.environ.get("OTEL_AT", OTEL_FLOOR)
+    _run(session, _otel_pins(core, contrib_for(core)), OTEL_TESTS)
+
+
+def _run(session: nox.Session, pins: list[str], tests: list[str]) -> None:
+    if session.posargs and any(not a.startswith("-") for a in session.posargs):
+        tests = []  # test paths given after --: run those instead
     # The project, the rest of the test extra and the pins resolved together in one step, so
     # a pin is never silently upgraded away by a later install.
     session.install("-e", ".", *requirements(pins))

@@ -152,14 +152,15 @@ def _genai_openai_instrumentor() -> Any:
             return importlib.import_module(module).OpenAIInstrumentor
         except Exception as exc:  # try the next known module layout
             last = exc
-    raise ImportError(f"no OpenAIInstrumentor in opentelemetry-instrumentation-genai-openai: {last}")
+    raise ImportError(
+        f"no OpenAIInstrumentor in opentelemetry-instrumentation-genai-openai: {last}"
+    )
 
 
 def _build_call(mode: str, scenario: tuple[str, int, bool, int, int], tracer: Any) -> Any:
     """A zero-argument function making one complete call (streams are consumed)."""
-    import httpx2
-
     import canned
+    import httpx2
 
     provider, chunks, include_usage, _, _ = scenario
     if provider == "openai":
@@ -425,12 +426,26 @@ def _package_note() -> str:
     root = Path(__file__).resolve().parent.parent
     where = PACKAGE_PATH or str(root)
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--",
-             "opentelemetry_instrumentation_cmdrdata"],
-            capture_output=True, text=True, timeout=10).stdout.strip()
+            [
+                "git",
+                "-C",
+                str(root),
+                "status",
+                "--porcelain",
+                "--",
+                "opentelemetry_instrumentation_cmdrdata",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return where
     state = "with uncommitted changes to the package" if dirty else "package clean"
@@ -468,7 +483,9 @@ def run_parent(args: argparse.Namespace) -> None:
         PACKAGE_PATH = args.package_path
     elif not args.no_snapshot:
         PACKAGE_PATH = _take_snapshot()
-        PACKAGE_NOTE = PACKAGE_NOTE.replace("`, ", "`, copied to " + PACKAGE_PATH + " at start; ", 1)
+        PACKAGE_NOTE = PACKAGE_NOTE.replace(
+            "`, ", "`, copied to " + PACKAGE_PATH + " at start; ", 1
+        )
     core_python = args.python or sys.executable
     anchors: dict[str, str] = {}
     for item in args.anchor or []:
@@ -482,8 +499,13 @@ def run_parent(args: argparse.Namespace) -> None:
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     processors = [p.strip() for p in args.processor.split(",") if p.strip()]
     if args.quick:
-        calls_override = {"openai": 300, "openai-stream50": 60, "openai-stream500": 10,
-                          "anthropic": 300, "gemini": 300}
+        calls_override = {
+            "openai": 300,
+            "openai-stream50": 60,
+            "openai-stream500": 10,
+            "anthropic": 300,
+            "gemini": 300,
+        }
         warm_override = 30
     elif args.scale != 1.0:
         calls_override = {s: max(3, round(v[3] * args.scale)) for s, v in SCENARIOS.items()}
@@ -505,7 +527,9 @@ def run_parent(args: argparse.Namespace) -> None:
             skipped[mode] = f"no interpreter at {python}"
             continue
         try:
-            _spawn(python, ["--mode", mode, "--scenario", "openai", "--calls", "3", "--warmup", "1"])
+            _spawn(
+                python, ["--mode", mode, "--scenario", "openai", "--calls", "3", "--warmup", "1"]
+            )
         except ChildFailed as exc:
             skipped[mode] = f"fails: {exc}"
             continue
@@ -528,9 +552,11 @@ def run_parent(args: argparse.Namespace) -> None:
     span_counts: dict[tuple[str, int, str], dict[str, tuple[int, int]]] = {}
     wall_table: dict[str, dict[str, dict[str, list[float | None]]]] = {}
     for processor in processors:
-        proc_scenarios = scenarios if processor == "simple" else [
-            s for s in args.batch_scenarios.split(",") if s
-        ]
+        proc_scenarios = (
+            scenarios
+            if processor == "simple"
+            else [s for s in args.batch_scenarios.split(",") if s]
+        )
         table = results.setdefault(processor, {})
         for r in range(args.rounds):
             for scenario in proc_scenarios:
@@ -549,13 +575,17 @@ def run_parent(args: argparse.Namespace) -> None:
                         _log(f"  {processor} r{r} {scenario} {mode}: FAILED {exc}")
                         table.setdefault(scenario, {}).setdefault(mode, []).append(None)
                         wall_table.setdefault(processor, {}).setdefault(scenario, {}).setdefault(
-                            mode, []).append(None)
+                            mode, []
+                        ).append(None)
                         continue
                     table.setdefault(scenario, {}).setdefault(mode, []).append(res["median_us"])
                     wall_table.setdefault(processor, {}).setdefault(scenario, {}).setdefault(
-                        mode, []).append(res["wall_median_us"])
+                        mode, []
+                    ).append(res["wall_median_us"])
                     span_counts.setdefault((processor, r, scenario), {})[mode] = (
-                        res["spans"], res["calls_total"])
+                        res["spans"],
+                        res["calls_total"],
+                    )
                     _log(
                         f"  {processor} r{r} {scenario:17s} {mode:12s} "
                         f"{res['median_us']:9.1f} µs  spans={res['spans']}"
@@ -612,8 +642,14 @@ def run_parent(args: argparse.Namespace) -> None:
     if args.json:
         Path(args.json).write_text(
             json.dumps(
-                {"results": results, "wall": wall_table, "startup": startup, "checks": checks,
-                 "versions": versions, "skipped": skipped},
+                {
+                    "results": results,
+                    "wall": wall_table,
+                    "startup": startup,
+                    "checks": checks,
+                    "versions": versions,
+                    "skipped": skipped,
+                },
                 indent=1,
             )
         )
@@ -696,24 +732,36 @@ def render(**kw: Any) -> str:
     add("")
     add(f"- Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}")
     add(f"- Machine: {_machine()}")
-    add(f"- Python {core_versions.get('python')}; command: `{argv}`"
-        f" (took {kw['elapsed'] / 60:.1f} min)")
+    add(
+        f"- Python {core_versions.get('python')}; command: `{argv}`"
+        f" (took {kw['elapsed'] / 60:.1f} min)"
+    )
     add(f"- Package measured: {PACKAGE_NOTE or _package_note()}")
-    add(f"- Rounds: {args.rounds}; modes interleaved, order rotated each round; each run is a "
-        "fresh subprocess: warm-up calls, then timed calls, per-call median.")
-    add("- Calls per run (timed / warm-up): "
+    add(
+        f"- Rounds: {args.rounds}; modes interleaved, order rotated each round; each run is a "
+        "fresh subprocess: warm-up calls, then timed calls, per-call median."
+    )
+    add(
+        "- Calls per run (timed / warm-up): "
         + ", ".join(f"{s} {c}/{w}" for s, (_, _, _, c, w) in SCENARIOS.items())
         + (" (`--quick` lowers these)" if args.quick else "")
-        + (f" (timed calls × {args.scale} here)" if args.scale != 1.0 else ""))
-    add("- Transport: `httpx2.MockTransport` in process (no network, no sockets); canned "
+        + (f" (timed calls × {args.scale} here)" if args.scale != 1.0 else "")
+    )
+    add(
+        "- Transport: `httpx2.MockTransport` in process (no network, no sockets); canned "
         "responses with usage (benchmarks/canned.py). TracerProvider from opentelemetry-sdk "
-        "with a span-counting exporter; no MeterProvider/LoggerProvider installed.")
-    add("- **Clock**: per-call *process CPU time* (`time.process_time_ns`, all threads), because "
+        "with a span-counting exporter; no MeterProvider/LoggerProvider installed."
+    )
+    add(
+        "- **Clock**: per-call *process CPU time* (`time.process_time_ns`, all threads), because "
         "this 2-core machine is shared and wall time swings several-fold with other load; the "
-        "last column gives the wall-clock overhead measured on the same calls.")
-    add("- **overhead** = mode's per-call median − `none`'s per-call median *in the same round*; "
+        "last column gives the wall-clock overhead measured on the same calls."
+    )
+    add(
+        "- **overhead** = mode's per-call median − `none`'s per-call median *in the same round*; "
         "table shows the median over rounds and [min..max]. **ratio** = mode / none (median over "
-        "rounds). **vs floor** = median overhead / floor's median overhead.")
+        "rounds). **vs floor** = median overhead / floor's median overhead."
+    )
     add("")
     add("## Versions")
     add("")
@@ -731,10 +779,14 @@ def render(**kw: Any) -> str:
     add("")
 
     for processor, table in results.items():
-        add(f"## Per-call overhead ({'SimpleSpanProcessor' if processor == 'simple' else 'BatchSpanProcessor'})")
+        add(
+            f"## Per-call overhead ({'SimpleSpanProcessor' if processor == 'simple' else 'BatchSpanProcessor'})"
+        )
         add("")
         wall_t = kw["wall"].get(processor, {})
-        add("| scenario | mode | per-call median (CPU) | overhead vs none [min..max] | ratio | vs floor | wall-clock overhead (median) |")
+        add(
+            "| scenario | mode | per-call median (CPU) | overhead vs none [min..max] | ratio | vs floor | wall-clock overhead (median) |"
+        )
         add("|---|---|---:|---:|---:|---:|---:|")
         for scenario, per_mode in table.items():
             floor_ovh = _overheads(per_mode, "floor")
@@ -745,22 +797,33 @@ def render(**kw: Any) -> str:
                     continue
                 med = _median(values)
                 if mode == "none":
-                    wmed = _median([v for v in wall_t.get(scenario, {}).get("none", []) if v is not None] or [0])
-                    add(f"| {SCENARIO_TITLES.get(scenario, scenario)} | none | {med:.0f} µs | – | 1.00× | – | ({wmed:.0f} µs per call) |")
+                    wmed = _median(
+                        [v for v in wall_t.get(scenario, {}).get("none", []) if v is not None]
+                        or [0]
+                    )
+                    add(
+                        f"| {SCENARIO_TITLES.get(scenario, scenario)} | none | {med:.0f} µs | – | 1.00× | – | ({wmed:.0f} µs per call) |"
+                    )
                     continue
                 ovh = _overheads(per_mode, mode)
                 ovh_med = _median(ovh) if ovh else None
                 ratio = _median(_ratios(per_mode, mode))
                 vs_floor = (
-                    f"{ovh_med / floor_med:.2f}×" if floor_med and ovh_med is not None and mode != "floor" else "–"
+                    f"{ovh_med / floor_med:.2f}×"
+                    if floor_med and ovh_med is not None and mode != "floor"
+                    else "–"
                 )
                 name = f"**{mode}**" if mode == "cmdrdata" else mode
                 wovh = _overheads(wall_t.get(scenario, {}), mode)
-                add(f"| | {name} | {med:.0f} µs | {_fmt_us(ovh_med, True)} [{_fmt_range(ovh)}] "
-                    f"| {ratio:.2f}× | {vs_floor} | {_fmt_us(_median(wovh) if wovh else None, True)} |")
+                add(
+                    f"| | {name} | {med:.0f} µs | {_fmt_us(ovh_med, True)} [{_fmt_range(ovh)}] "
+                    f"| {ratio:.2f}× | {vs_floor} | {_fmt_us(_median(wovh) if wovh else None, True)} |"
+                )
         add("")
         if "openai-stream50" in table and "openai-stream500" in table:
-            add(f"### Per streamed chunk ({processor}): ((overhead₅₀₀ − overhead₅₀) / 450, per round)")
+            add(
+                f"### Per streamed chunk ({processor}): ((overhead₅₀₀ − overhead₅₀) / 450, per round)"
+            )
             add("")
             add("| mode | µs per chunk, median [min..max] |")
             add("|---|---:|")
@@ -768,22 +831,34 @@ def render(**kw: Any) -> str:
                 pc = _per_chunk(table, mode)
                 if not pc:
                     continue
-                label = "none (the SDK's own cost per chunk, not an overhead)" if mode == "none" else mode
+                label = (
+                    "none (the SDK's own cost per chunk, not an overhead)"
+                    if mode == "none"
+                    else mode
+                )
                 add(f"| {label} | {_median(pc):.2f} [{_fmt_range(pc, 2)}] |")
             add("")
 
     startup = kw["startup"]
     if startup:
-        add("## Start-up (fresh process; openai, anthropic, google.genai and the SDK TracerProvider imported first)")
+        add(
+            "## Start-up (fresh process; openai, anthropic, google.genai and the SDK TracerProvider imported first)"
+        )
         add("")
-        add("| instrumentor | SDK imports | instrumentor package import | `instrument()` | import + instrument() |")
+        add(
+            "| instrumentor | SDK imports | instrumentor package import | `instrument()` | import + instrument() |"
+        )
         add("|---|---:|---:|---:|---:|")
         for mode, runs in startup.items():
+
             def med(key: str, runs: list[dict[str, float]] = runs) -> float:
                 return _median([r[key] for r in runs])
+
             both = _median([r["package_import_ms"] + r["instrument_ms"] for r in runs])
-            add(f"| {mode} | {med('sdk_import_ms'):.0f} ms | {med('package_import_ms'):.1f} ms "
-                f"| {med('instrument_ms'):.1f} ms | {both:.1f} ms |")
+            add(
+                f"| {mode} | {med('sdk_import_ms'):.0f} ms | {med('package_import_ms'):.1f} ms "
+                f"| {med('instrument_ms'):.1f} ms | {both:.1f} ms |"
+            )
         add("")
         add(f"Medians of {args.startup_rounds} fresh processes each.")
         add("")
@@ -792,11 +867,15 @@ def render(**kw: Any) -> str:
     if checks:
         add("## Token usage on the span (OpenAI; 3 calls, last span inspected)")
         add("")
-        add("The mock answers like the API: a stream ends with a usage chunk only when the request "
-            "has `stream_options={\"include_usage\": true}`. \"chunks seen\" is what the caller's "
-            "loop received (50 content chunks + 1 finish chunk, + 1 usage chunk when asked for).")
+        add(
+            "The mock answers like the API: a stream ends with a usage chunk only when the request "
+            'has `stream_options={"include_usage": true}`. "chunks seen" is what the caller\'s '
+            "loop received (50 content chunks + 1 finish chunk, + 1 usage chunk when asked for)."
+        )
         add("")
-        add("| mode | non-stream | stream + include_usage | stream, no stream_options | chunks seen (no stream_options) | `server.address` attribute |")
+        add(
+            "| mode | non-stream | stream + include_usage | stream, no stream_options | chunks seen (no stream_options) | `server.address` attribute |"
+        )
         add("|---|---|---|---|---:|---|")
         for mode, by_scenario in checks.items():
             cells = []
@@ -816,39 +895,63 @@ def render(**kw: Any) -> str:
             mode: (by.get("openai-stream50", {}).get("last_span") or {}).get("events")
             for mode, by in checks.items()
         }
-        add("Span events on a 50-chunk streamed span: "
-            + ", ".join(f"{m} {e}" for m, e in events.items()) + ".")
+        add(
+            "Span events on a 50-chunk streamed span: "
+            + ", ".join(f"{m} {e}" for m, e in events.items())
+            + "."
+        )
         add("")
     ok = kw["spans_ok"]
     bad = [m for m, good in ok.items() if not good]
-    add("Span count check (every timed and warm-up call exported exactly one span more than "
+    add(
+        "Span count check (every timed and warm-up call exported exactly one span more than "
         "`none`, whose Anthropic runs export the SDK's own native spans): "
-        + ("all modes OK." if not bad else f"MISMATCH in {', '.join(bad)}."))
+        + ("all modes OK." if not bad else f"MISMATCH in {', '.join(bad)}.")
+    )
     add("")
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, few calls")
     parser.add_argument("--out", help="write the Markdown report here (default: stdout)")
     parser.add_argument("--json", help="also write the raw per-round numbers here")
-    parser.add_argument("--processor", default="simple",
-                        help="simple, batch, or simple,batch (batch runs --batch-scenarios)")
+    parser.add_argument(
+        "--processor",
+        default="simple",
+        help="simple, batch, or simple,batch (batch runs --batch-scenarios)",
+    )
     parser.add_argument("--batch-scenarios", default="openai")
     parser.add_argument("--modes", default=",".join(CORE_MODES + ANCHOR_MODES))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--python", help="interpreter for none/floor/cmdrdata (default: this one)")
-    parser.add_argument("--anchor", action="append", metavar="NAME=PYTHON",
-                        help="interpreter of an anchor's venv, e.g. openllmetry=/tmp/venv-anchors/bin/python")
+    parser.add_argument(
+        "--anchor",
+        action="append",
+        metavar="NAME=PYTHON",
+        help="interpreter of an anchor's venv, e.g. openllmetry=/tmp/venv-anchors/bin/python",
+    )
     parser.add_argument("--startup-rounds", type=int, default=5)
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiply the timed calls per run (e.g. 2.5 for steadier streams)")
-    parser.add_argument("--no-snapshot", action="store_true",
-                        help="measure the installed (editable) package in place instead of a copy")
-    parser.add_argument("--package-path", help="directory holding a copy of the project's packages "
-                        "to measure instead of the installed one (put first on PYTHONPATH)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply the timed calls per run (e.g. 2.5 for steadier streams)",
+    )
+    parser.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="measure the installed (editable) package in place instead of a copy",
+    )
+    parser.add_argument(
+        "--package-path",
+        help="directory holding a copy of the project's packages "
+        "to measure instead of the installed one (put first on PYTHONPATH)",
+    )
     # child-only
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)

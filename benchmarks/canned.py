@@ -102,9 +102,7 @@ def openai_stream_bodies(chunks: int) -> tuple[bytes, bytes]:
     def chunk(delta: dict[str, Any], finish: str | None, with_usage: bool) -> dict[str, Any]:
         out = {
             **base,
-            "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            ],
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
         if with_usage:
             out["usage"] = None

@@ -32,8 +32,9 @@ def _fail(span: Any, token: object, exc: BaseException) -> None:
     span.end()
 
 
-def _request_attributes(operation: str, provider: str, kwargs: dict[str, Any], host: str,
-                        max_tokens_key: str) -> dict[str, Any]:
+def _request_attributes(
+    operation: str, provider: str, kwargs: dict[str, Any], host: str, max_tokens_key: str
+) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": operation,
         "gen_ai.provider.name": provider,
@@ -113,9 +114,7 @@ def _openai_stream(stream: Any, span: Any, start: int) -> Iterator[Any]:
 
 
 def anthropic_messages(tracer: trace.Tracer, client: Any, **kwargs: Any) -> Any:
-    attributes = _request_attributes(
-        "chat", "anthropic", kwargs, "api.anthropic.com", "max_tokens"
-    )
+    attributes = _request_attributes("chat", "anthropic", kwargs, "api.anthropic.com", "max_tokens")
     span, token = _start(tracer, "chat " + kwargs["model"], attributes)
     try:
         result = client.messages.create(**kwargs)

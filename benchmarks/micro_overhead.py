@@ -30,7 +30,6 @@ sys.path.insert(0, str(HERE))
 import bench_overhead as bench  # noqa: E402
 import canned  # noqa: E402
 
-
 _NAME: list[str] = []
 
 
@@ -67,6 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     n, rep = args.number, args.repeat
 
+    import floor
     import openai
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
     from opentelemetry import context as otel_context
@@ -74,7 +74,6 @@ def main() -> None:
     from opentelemetry.instrumentation.utils import is_instrumentation_enabled
     from opentelemetry.trace import SpanKind
 
-    import floor
     import opentelemetry_instrumentation_cmdrdata as pkg
     from opentelemetry_instrumentation_cmdrdata import customer, patching
     from opentelemetry_instrumentation_cmdrdata.invocation import Invocation
@@ -108,8 +107,8 @@ def main() -> None:
         return response
 
     class FakeClient:
-        class chat:  # noqa: N801
-            class completions:  # noqa: N801
+        class chat:
+            class completions:
                 create = staticmethod(stub)
 
     results: dict[str, float] = {}
@@ -119,17 +118,42 @@ def main() -> None:
         _, fn, number, per = value
         rows.append((name, fn, number, per))
 
-    rows.append((f"# per call (median of {rep} interleaved repeats x {n} calls); SimpleSpanProcessor + counting exporter", None, 0, 0))
-    row("stub alone (the SDK call replaced by `return response`)", _median_us(lambda: stub(**kwargs), n, rep))
-    row("floor: hand-made span around the stub", _median_us(lambda: floor.openai_chat(tracer, FakeClient, **kwargs), n, rep))
-    row("cmdrdata: our wrapt handler around the stub", _median_us(lambda: handler(stub, instance, (), kwargs), n, rep))
-    row("cmdrdata: through wrapt (instance.create -> handler -> stub)", _measure_through_wrapt(chat_module, stub, instance, kwargs, n, rep))
+    rows.append(
+        (
+            f"# per call (median of {rep} interleaved repeats x {n} calls); SimpleSpanProcessor + counting exporter",
+            None,
+            0,
+            0,
+        )
+    )
+    row(
+        "stub alone (the SDK call replaced by `return response`)",
+        _median_us(lambda: stub(**kwargs), n, rep),
+    )
+    row(
+        "floor: hand-made span around the stub",
+        _median_us(lambda: floor.openai_chat(tracer, FakeClient, **kwargs), n, rep),
+    )
+    row(
+        "cmdrdata: our wrapt handler around the stub",
+        _median_us(lambda: handler(stub, instance, (), kwargs), n, rep),
+    )
+    row(
+        "cmdrdata: through wrapt (instance.create -> handler -> stub)",
+        _measure_through_wrapt(chat_module, stub, instance, kwargs, n, rep),
+    )
 
     rows.append(("# our steps, in the order they run", None, 0, 0))
     row("split_call_kwargs", _median_us(lambda: patching.split_call_kwargs(kwargs), n, rep))
     in_call = patching._IN_CALL
-    row("_IN_CALL.get() + is_instrumentation_enabled()", _median_us(lambda: (in_call.get(), is_instrumentation_enabled()), n, rep))
-    row("hooks.request (RequestInfo, request attributes)", _median_us(lambda: hooks.request(target, instance, kwargs), n, rep))
+    row(
+        "_IN_CALL.get() + is_instrumentation_enabled()",
+        _median_us(lambda: (in_call.get(), is_instrumentation_enabled()), n, rep),
+    )
+    row(
+        "hooks.request (RequestInfo, request attributes)",
+        _median_us(lambda: hooks.request(target, instance, kwargs), n, rep),
+    )
     row("customer.read_attribution() (no baggage)", _median_us(customer.read_attribution, n, rep))
     info, _ = hooks.request(target, instance, kwargs)
 
@@ -137,7 +161,10 @@ def main() -> None:
         inv = Invocation(telemetry, target.operation, info, None, {})
         inv.finish()
 
-    row("Invocation() + finish(), no response fields (span start/end/export, metrics)", _median_us(start_and_finish, n, rep))
+    row(
+        "Invocation() + finish(), no response fields (span start/end/export, metrics)",
+        _median_us(start_and_finish, n, rep),
+    )
 
     def start_on_response_finish() -> None:
         inv = Invocation(telemetry, target.operation, info, None, {})
@@ -147,9 +174,15 @@ def main() -> None:
     row("Invocation() + on_response + finish()", _median_us(start_on_response_finish, n, rep))
 
     inv0 = Invocation(telemetry, target.operation, info, None, {})
-    row("hooks.on_response alone", _median_us(lambda: hooks.on_response(inv0, target, response), n, rep))
+    row(
+        "hooks.on_response alone",
+        _median_us(lambda: hooks.on_response(inv0, target, response), n, rep),
+    )
     row("hooks.is_stream alone", _median_us(lambda: hooks.is_stream(response), n, rep))
-    row("Invocation._record_metrics alone (no MeterProvider: no-op histograms)", _median_us(lambda: inv0._record_metrics(0.001, None), n, rep))
+    row(
+        "Invocation._record_metrics alone (no MeterProvider: no-op histograms)",
+        _median_us(lambda: inv0._record_metrics(0.001, None), n, rep),
+    )
     inv0.finish()
     span = tracer.start_span("x")
 
@@ -160,33 +193,63 @@ def main() -> None:
         otel_context.detach(token)
         in_call.reset(t2)
 
-    row("context: set_span_in_context + context_without_attribution + attach/detach + _IN_CALL set/reset", _median_us(context_steps, n, rep))
+    row(
+        "context: set_span_in_context + context_without_attribution + attach/detach + _IN_CALL set/reset",
+        _median_us(context_steps, n, rep),
+    )
 
     def record_value_step() -> None:
         inv = Invocation(telemetry, target.operation, info, None, {})
         record_value(response, inv, hooks, target)
 
-    row("Invocation() + record_value (is_stream, on_response, finish)", _median_us(record_value_step, n, rep))
+    row(
+        "Invocation() + record_value (is_stream, on_response, finish)",
+        _median_us(record_value_step, n, rep),
+    )
 
     def floor_span_only() -> None:
-        s = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes={
-            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-            "gen_ai.request.model": "gpt-4o-mini", "server.address": "api.openai.com",
-            "server.port": 443, "gen_ai.request.max_tokens": 256,
-            "gen_ai.request.temperature": 0.2})
-        s.set_attributes({"gen_ai.response.model": "m", "gen_ai.response.id": "i",
-                          "gen_ai.response.finish_reasons": ("stop",),
-                          "gen_ai.usage.input_tokens": 41, "gen_ai.usage.output_tokens": 73,
-                          "gen_ai.usage.cache_read.input_tokens": 16,
-                          "gen_ai.usage.reasoning.output_tokens": 8})
+        s = tracer.start_span(
+            "chat gpt-4o-mini",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "server.address": "api.openai.com",
+                "server.port": 443,
+                "gen_ai.request.max_tokens": 256,
+                "gen_ai.request.temperature": 0.2,
+            },
+        )
+        s.set_attributes(
+            {
+                "gen_ai.response.model": "m",
+                "gen_ai.response.id": "i",
+                "gen_ai.response.finish_reasons": ("stop",),
+                "gen_ai.usage.input_tokens": 41,
+                "gen_ai.usage.output_tokens": 73,
+                "gen_ai.usage.cache_read.input_tokens": 16,
+                "gen_ai.usage.reasoning.output_tokens": 8,
+            }
+        )
         s.end()
 
-    row("reference: one SDK span, 14 attributes, start+set+end+export (no context attach)", _median_us(floor_span_only, n, rep))
+    row(
+        "reference: one SDK span, 14 attributes, start+set+end+export (no context attach)",
+        _median_us(floor_span_only, n, rep),
+    )
 
     # ---- per chunk ---------------------------------------------------------------
     chunks = _parsed_chunks(args.chunks, ChatCompletionChunk)
     cn = max(20, n // args.chunks)
-    rows.append((f"# per chunk ({args.chunks}-chunk stream of already-parsed chunks, x {cn} streams)", None, 0, 0))
+    rows.append(
+        (
+            f"# per chunk ({args.chunks}-chunk stream of already-parsed chunks, x {cn} streams)",
+            None,
+            0,
+            0,
+        )
+    )
 
     class ListStream:
         def __init__(self) -> None:
@@ -217,14 +280,24 @@ def main() -> None:
         for _ in floor._openai_stream(ListStream(), s, 0):
             pass
 
-    stream_info, _ = hooks.request(target, instance, {**kwargs, "stream": True,
-                                                      "stream_options": {"include_usage": True}})
+    stream_info, _ = hooks.request(
+        target, instance, {**kwargs, "stream": True, "stream_options": {"include_usage": True}}
+    )
     row("bare iteration of the parsed chunks", _median_us(bare, cn, rep, per))
-    row("floor generator, per chunk (incl. its one span / chunks)", _median_us(floor_stream, cn, rep, per))
-    row("cmdrdata SyncStreamWrapper, per chunk (incl. its one span / chunks)", _median_us(ours, cn, rep, per))
+    row(
+        "floor generator, per chunk (incl. its one span / chunks)",
+        _median_us(floor_stream, cn, rep, per),
+    )
+    row(
+        "cmdrdata SyncStreamWrapper, per chunk (incl. its one span / chunks)",
+        _median_us(ours, cn, rep, per),
+    )
     inv1 = Invocation(telemetry, target.operation, stream_info, None, {})
     mid = chunks[len(chunks) // 2]
-    row("hooks.on_chunk alone (a content chunk)", _median_us(lambda: hooks.on_chunk(inv1, mid), n, rep))
+    row(
+        "hooks.on_chunk alone (a content chunk)",
+        _median_us(lambda: hooks.on_chunk(inv1, mid), n, rep),
+    )
     w = SyncStreamWrapper(ListStream(), inv1, hooks)
     row("_self_accept alone (a content chunk)", _median_us(lambda: w._self_accept(mid), n, rep))
     # ---- probes for the suggested optimisations ---------------------------------------
@@ -232,11 +305,23 @@ def main() -> None:
 
     rows.append(("# probes: costs of single operations on the hot path", None, 0, 0))
     oclient = instance._client
-    row("openai 3.x `client.base_url` (property with an import inside)", _median_us(lambda: oclient.base_url, n, rep))
-    row("`client._base_url` (the attribute behind it)", _median_us(lambda: oclient._base_url, n, rep))
-    row("getattr(chat_chunk, 'type', None): missing attribute on a pydantic model", _median_us(lambda: getattr(mid, "type", None), n, rep))
+    row(
+        "openai 3.x `client.base_url` (property with an import inside)",
+        _median_us(lambda: oclient.base_url, n, rep),
+    )
+    row(
+        "`client._base_url` (the attribute behind it)",
+        _median_us(lambda: oclient._base_url, n, rep),
+    )
+    row(
+        "getattr(chat_chunk, 'type', None): missing attribute on a pydantic model",
+        _median_us(lambda: getattr(mid, "type", None), n, rep),
+    )
     chunk_type = type(mid)
-    row("type(chat_chunk) is ChatCompletionChunk", _median_us(lambda: type(mid) is chunk_type, n, rep))
+    row(
+        "type(chat_chunk) is ChatCompletionChunk",
+        _median_us(lambda: type(mid) is chunk_type, n, rep),
+    )
     row("threading.Lock() (one per Invocation)", _median_us(threading.Lock, n, rep))
     row("span.is_recording()", _median_us(span.is_recording, n, rep))
     attrs7 = {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7}
@@ -244,8 +329,12 @@ def main() -> None:
     results.update(_run([(name, fn, number, per) for name, fn, number, per in rows], rep))
     inv1.finish()
     bare_us = results["bare iteration of the parsed chunks"]
-    print(f"{results['cmdrdata SyncStreamWrapper, per chunk (incl. its one span / chunks)'] - bare_us:9.2f} µs  cmdrdata minus bare, per chunk")
-    print(f"{results['floor generator, per chunk (incl. its one span / chunks)'] - bare_us:9.2f} µs  floor minus bare, per chunk")
+    print(
+        f"{results['cmdrdata SyncStreamWrapper, per chunk (incl. its one span / chunks)'] - bare_us:9.2f} µs  cmdrdata minus bare, per chunk"
+    )
+    print(
+        f"{results['floor generator, per chunk (incl. its one span / chunks)'] - bare_us:9.2f} µs  floor minus bare, per chunk"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
@@ -256,7 +345,9 @@ def _all_hooks(instrumentor: Any) -> list[Any]:
     return load_hooks(["openai"], instrumentor._telemetry)
 
 
-def _measure_through_wrapt(module: Any, stub: Any, instance: Any, kwargs: dict, n: int, rep: int) -> float:
+def _measure_through_wrapt(
+    module: Any, stub: Any, instance: Any, kwargs: dict, n: int, rep: int
+) -> float:
     """Call a wrapt.FunctionWrapper built the same way as ours, but around the stub."""
     import wrapt
 

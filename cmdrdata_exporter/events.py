@@ -214,7 +214,7 @@ def _convert(span: ReadableSpan, settings: EventSettings, drops: Drops) -> dict[
         reasons = (reasons,)
     if not isinstance(reasons, (tuple, list)):
         reasons = ()
-    error_type = read.text(semconv.ERROR_TYPE)
+    error_type = read.text(semconv.ERROR_TYPE) or None  # "" names no error
     if error_type is None and span.status.status_code is StatusCode.ERROR:
         error_type = "_OTHER"
     stream = attrs.get(semconv.GEN_AI_REQUEST_STREAM)

@@ -8,6 +8,7 @@ held up by cmdrdata. Delivery belongs to a daemon sender thread per exporter.
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import os
 import threading
@@ -68,7 +69,10 @@ class CmdrDataSpanExporter(SpanExporter):
         # instrumentor hands each finished call to us directly, and export() then skips
         # the instrumentor's spans so no call is billed twice.
         self._intake: DirectIntake | None = None
-        self._claimed: weakref.WeakSet[ReadableSpan] = weakref.WeakSet()
+        # (trace id, span id) of calls handed to us directly; the span pipeline delivers a
+        # copy of the span object, so identity cannot tell them apart. Bounded: a claim whose
+        # span the pipeline dropped (queue full, sampled out) is forgotten in time.
+        self._claimed: collections.OrderedDict[tuple[int, int], bool] = collections.OrderedDict()
         if self._spool is not None and s.bill_unsampled:
             self._intake = DirectIntake(self.bill_spans)
             billing.register_sink(self)
@@ -93,7 +97,7 @@ class CmdrDataSpanExporter(SpanExporter):
         claimed = self._claimed
         if claimed:
             # Calls the instrumentor handed to us directly are billed already.
-            spans = [span for span in spans if span not in claimed]
+            spans = [span for span in spans if not claimed.pop(_span_key(span), False)]
             if not spans:
                 return SpanExportResult.SUCCESS
         self.bill_spans(spans)
@@ -102,7 +106,13 @@ class CmdrDataSpanExporter(SpanExporter):
     def claim_direct(self, span: ReadableSpan) -> None:
         """The instrumentor will hand us this span directly: skip it in export()."""
         if self._intake is not None:
-            self._claimed.add(span)
+            claimed = self._claimed
+            claimed[_span_key(span)] = True
+            if len(claimed) > _MAX_CLAIMS:
+                try:
+                    claimed.popitem(last=False)
+                except KeyError:
+                    pass
 
     def submit_direct(self, span: ReadableSpan) -> None:
         """Take one finished call from the instrumentor: sampled or not, it is billed.
@@ -225,6 +235,14 @@ class CmdrDataSpanExporter(SpanExporter):
             self._spool.after_fork()
             if self._delivery is not None:
                 self._delivery = Delivery(self._settings, self._spool, self._drops)
+
+
+_MAX_CLAIMS = 50_000
+
+
+def _span_key(span: ReadableSpan) -> tuple[int, int]:
+    context = span.context
+    return (context.trace_id, context.span_id) if context is not None else (0, 0)
 
 
 def _after_fork_in_child() -> None:

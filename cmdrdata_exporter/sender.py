@@ -160,6 +160,9 @@ class _Workers:
         self._threads = []
 
 
+_MIN_REQUEST_SECONDS = 1.0
+
+
 class Delivery:
     """Claims events from the spool, POSTs them, and records each outcome."""
 
@@ -196,7 +199,9 @@ class Delivery:
 
     def _post(self, claimed: Claimed, abort: threading.Event, deadline: float) -> Attempt:
         remaining = deadline - time.monotonic()
-        if abort.is_set() or remaining <= 0.01:
+        # A request cut short by a flush deadline may still reach the server, and its retry
+        # would then arrive twice: start one only with time enough to finish normally.
+        if abort.is_set() or remaining < min(_MIN_REQUEST_SECONDS, self.settings.timeout):
             return Attempt("released")
         try:
             reply = self.client.post(

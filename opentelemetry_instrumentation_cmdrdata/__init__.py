@@ -17,7 +17,8 @@ those spans into usage events.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from functools import partial
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
@@ -25,8 +26,8 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from . import customer
 from .customer import customer_context, reset_customer_id, set_customer_id
 from .package import _instruments
-from .patching import unwrap_target, wrap_target
-from .providers import load_hooks
+from .patching import module_exists, unwrap_target, when_imported, wrap_target
+from .providers import available
 from .telemetry import Telemetry, build_telemetry
 from .version import __version__
 
@@ -50,14 +51,35 @@ class CmdrDataInstrumentor(BaseInstrumentor):
             providers = [providers]
         telemetry = build_telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         customer._reload_settings()  # pick up CMDRDATA_BAGGAGE_SECRET as set now
-        wrapped = []
-        for hooks in load_hooks(list(providers) if providers is not None else None, telemetry):
-            for target in hooks.targets():
-                if wrap_target(hooks, target, telemetry):
-                    wrapped.append(target)
         self._telemetry = telemetry
-        self._wrapped = wrapped
-        _log.debug("cmdrdata instrumented %d SDK methods", len(wrapped))
+        self._wrapped = []
+        for name, sdk_module, factory in available(
+            list(providers) if providers is not None else None
+        ):
+            # Each SDK is wrapped when the app imports it (at once if it already has),
+            # and each method when its module is imported: instrument() imports nothing.
+            when_imported(sdk_module, partial(self._wrap_provider, name, factory, telemetry))
+
+    def _wrap_provider(
+        self, name: str, factory: Callable[[Telemetry], Any], telemetry: Telemetry, _module: Any
+    ) -> None:
+        if not telemetry.active:
+            return  # uninstrumented before the SDK was imported
+        try:
+            hooks = factory(telemetry)
+            targets = hooks.targets()
+        except Exception as exc:
+            _log.debug("cmdrdata: %s not instrumented: %s", name, exc)
+            return
+        for target in targets:
+            if module_exists(target.module):
+                when_imported(target.module, partial(self._wrap_one, hooks, target, telemetry))
+            else:
+                _log.debug("%s not found; %s not instrumented", target.module, target.qualname)
+
+    def _wrap_one(self, hooks: Any, target: Any, telemetry: Telemetry, _module: Any) -> None:
+        if telemetry.active and wrap_target(hooks, target, telemetry):
+            self._wrapped.append(target)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         if self._telemetry is not None:

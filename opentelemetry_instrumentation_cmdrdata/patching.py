@@ -7,7 +7,9 @@ Sync and async wrappers are two thin shells over ``_begin`` and
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
+import sys
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -252,6 +254,31 @@ async def _async_hiding_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: 
     finally:
         if token is not None:
             otel_context.detach(token)
+
+
+def when_imported(module_name: str, callback: Callable[[Any], None]) -> None:
+    """Run ``callback(module)`` once the module is imported (now, if it already is).
+
+    An error in the callback is logged, never raised into the app's import.
+    """
+
+    def guarded(module: Any) -> None:
+        try:
+            callback(module)
+        except Exception as exc:
+            log_internal_error(f"instrumenting {module_name}", exc)
+
+    wrapt.register_post_import_hook(guarded, module_name)
+
+
+def module_exists(module_name: str) -> bool:
+    """Whether the module can be imported (its parent package gets imported to tell)."""
+    if module_name in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _resolve(module_name: str, qualname: str) -> tuple[Any, str] | None:

@@ -87,17 +87,23 @@ class SyncStreamWrapper(_StreamCore):
         return self
 
     def __next__(self) -> Any:
-        next_chunk = self.__wrapped__.__next__
+        invocation = self._self_invocation
         while True:
             try:
-                chunk = next_chunk()
+                chunk = self.__wrapped__.__next__()
             except StopIteration:
-                self._self_invocation.finish()
+                invocation.finish()
                 raise
             except BaseException as exc:
-                self._self_invocation.finish(exc)
+                invocation.finish(exc)
                 raise
-            if self._self_accept(chunk):
+            if invocation.first_chunk_ns is None:
+                invocation.mark_first_chunk()
+            try:
+                if self._self_on_chunk(invocation, chunk):
+                    return chunk
+            except Exception as exc:
+                log_internal_error("reading a stream chunk", exc)
                 return chunk
 
     def __enter__(self) -> SyncStreamWrapper:
@@ -122,15 +128,15 @@ class AsyncStreamWrapper(_StreamCore):
         return self
 
     async def __anext__(self) -> Any:
-        next_chunk = self.__wrapped__.__anext__
+        invocation = self._self_invocation
         while True:
             try:
-                chunk = await next_chunk()
+                chunk = await self.__wrapped__.__anext__()
             except StopAsyncIteration:
-                self._self_invocation.finish()
+                invocation.finish()
                 raise
             except BaseException as exc:
-                self._self_invocation.finish(exc)
+                invocation.finish(exc)
                 raise
             if self._self_accept(chunk):
                 return chunk
@@ -159,9 +165,7 @@ class AsyncStreamWrapper(_StreamCore):
             self._self_invocation.finish()
 
 
-def wrap_stream(
-    stream: Any, invocation: Invocation, hooks: ProviderHooks, is_async: bool
-) -> Any:
+def wrap_stream(stream: Any, invocation: Invocation, hooks: ProviderHooks, is_async: bool) -> Any:
     """Wrap a sync or async SDK stream so its span ends exactly once.
 
     Which one is decided by the method that returned it, not by duck typing: another

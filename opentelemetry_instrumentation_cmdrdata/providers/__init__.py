@@ -1,7 +1,8 @@
 """The provider registry: which SDKs we know and where their hooks live.
 
 A provider whose SDK is not installed is skipped silently; one whose SDK
-version is outside the supported range is skipped with one warning.
+version is outside the supported range is skipped with one warning. Nothing
+here imports an SDK: the instrumentor wraps each one when the app imports it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 from ..package import _instruments_any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..telemetry import Telemetry
     from .base import ProviderHooks
 
@@ -43,14 +46,17 @@ def _installed(module: str) -> bool:
         return False
 
 
-def load_hooks(names: list[str] | None, telemetry: Telemetry) -> list[ProviderHooks]:
-    """Build the hooks of every requested provider whose SDK is installed and supported."""
+def available(
+    names: list[str] | None,
+) -> list[tuple[str, str, Callable[[Telemetry], ProviderHooks]]]:
+    """(name, SDK module, hooks factory) of each requested provider that is installed and
+    supported; no SDK is imported here, so ``instrument()`` stays cheap."""
     if names is None:
         names = list(PROVIDERS)
     unknown = [name for name in names if name not in PROVIDERS]
     if unknown:
         raise ValueError(f"unknown provider(s) {unknown!r}; choose from {sorted(PROVIDERS)}")
-    hooks: list[ProviderHooks] = []
+    found = []
     for name in names:
         sdk_module, hooks_module, class_name, dist = PROVIDERS[name]
         if not _installed(sdk_module):
@@ -61,9 +67,13 @@ def load_hooks(names: list[str] | None, telemetry: Telemetry) -> list[ProviderHo
             if conflict is not None:
                 _log.warning("cmdrdata: %s; %s calls are not instrumented", conflict, name)
                 continue
-        try:
-            module = importlib.import_module(hooks_module, __name__)
-            hooks.append(getattr(module, class_name)(telemetry))
-        except ImportError as exc:
-            _log.debug("cmdrdata: %s not instrumented: %s", name, exc)
-    return hooks
+        found.append((name, sdk_module, _factory(hooks_module, class_name)))
+    return found
+
+
+def _factory(hooks_module: str, class_name: str) -> Callable[[Telemetry], ProviderHooks]:
+    def build(telemetry: Telemetry) -> ProviderHooks:
+        module = importlib.import_module(hooks_module, __name__)
+        return getattr(module, class_name)(telemetry)
+
+    return build

@@ -40,6 +40,16 @@ def stop_sequences(value: Any) -> tuple[str, ...] | None:
     return None
 
 
+_NUMBER_PARAMS = {
+    "temperature": sc.GEN_AI_REQUEST_TEMPERATURE,
+    "top_p": sc.GEN_AI_REQUEST_TOP_P,
+    "top_k": sc.GEN_AI_REQUEST_TOP_K,
+    "frequency_penalty": sc.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    "presence_penalty": sc.GEN_AI_REQUEST_PRESENCE_PENALTY,
+}
+_NUMBER_KEYS = frozenset(_NUMBER_PARAMS)
+
+
 def common_request_attributes(
     kwargs: dict[str, Any],
     *,
@@ -53,16 +63,10 @@ def common_request_attributes(
         if type(value) is int:
             attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = value
             break
-    for key, attribute in (
-        ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE),
-        ("top_p", sc.GEN_AI_REQUEST_TOP_P),
-        ("top_k", sc.GEN_AI_REQUEST_TOP_K),
-        ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-        ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY),
-    ):
-        value = number_param(kwargs.get(key))
+    for key in _NUMBER_KEYS.intersection(kwargs):
+        value = number_param(kwargs[key])
         if value is not None:
-            attributes[attribute] = value
+            attributes[_NUMBER_PARAMS[key]] = value
     seed = kwargs.get("seed")
     if type(seed) is int:
         attributes[sc.GEN_AI_REQUEST_SEED] = seed
@@ -79,7 +83,8 @@ def client_server(
     provider_of: Callable[[Any, str | None, int | None], str],
 ) -> tuple[str, str | None, int | None]:
     """(provider name, address, port) of an SDK client with a ``base_url``, once per URL."""
-    base_url = getattr(client, "base_url", None)
+    # ``_base_url`` first: openai 3.x's ``base_url`` property runs an import on each access.
+    base_url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
     if base_url is None:
         return default_provider, None, None
     known = cache.get(base_url)

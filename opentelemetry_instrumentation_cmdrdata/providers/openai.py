@@ -198,26 +198,31 @@ class OpenAIHooks(ProviderHooks):
                 invocation.input_tokens = token_count(getattr(usage, "prompt_tokens", None))
             invocation.response_id = None
             return
-        for choice in getattr(response, "choices", None) or ():
-            invocation.add_finish_reason(getattr(choice, "finish_reason", None))
+        choices = getattr(response, "choices", None)
+        if isinstance(choices, (list, tuple)):
+            for choice in choices:
+                invocation.add_finish_reason(getattr(choice, "finish_reason", None))
         if usage is not None:
             _record_usage(invocation, usage, _COMPLETION_USAGE)
 
     def on_chunk(self, invocation: Invocation, chunk: Any) -> bool:
-        event_type = getattr(chunk, "type", None)
-        if event_type is not None and isinstance(event_type, str):
+        # Responses-API events have a ``type`` field, completion chunks do not. Read
+        # the field dict: a missing attribute on a pydantic model costs an exception.
+        fields = getattr(chunk, "__dict__", None) or {}
+        event_type = fields.get("type")
+        if isinstance(event_type, str):
             _record_response_event(invocation, event_type, chunk)
             return True
         if invocation.response_id is None:
-            invocation.response_id = getattr(chunk, "id", None) or None
-            invocation.response_model = getattr(chunk, "model", None) or None
-        choices = chunk.choices
-        if choices:
+            invocation.response_id = fields.get("id") or None
+            invocation.response_model = fields.get("model") or None
+        choices = fields.get("choices")
+        if choices and isinstance(choices, list):
             for choice in choices:
-                reason = choice.finish_reason
+                reason = getattr(choice, "finish_reason", None)
                 if reason is not None:
                     invocation.add_finish_reason(reason)
-        usage = getattr(chunk, "usage", None)
+        usage = fields.get("usage")
         if usage is not None:
             _record_usage(invocation, usage, _COMPLETION_USAGE)
             if not choices and invocation.hide_usage_chunk:
