@@ -340,9 +340,9 @@ def main() -> None:
 
 
 def _all_hooks(instrumentor: Any) -> list[Any]:
-    from opentelemetry_instrumentation_cmdrdata.providers import load_hooks
+    from opentelemetry_instrumentation_cmdrdata.providers import available
 
-    return load_hooks(["openai"], instrumentor._telemetry)
+    return [factory(instrumentor._telemetry) for _, _, factory in available(["openai"])]
 
 
 def _measure_through_wrapt(

@@ -74,7 +74,7 @@ class CmdrDataSpanExporter(SpanExporter):
         # span the pipeline dropped (queue full, sampled out) is forgotten in time.
         self._claimed: collections.OrderedDict[tuple[int, int], bool] = collections.OrderedDict()
         if self._spool is not None and s.bill_unsampled:
-            self._intake = DirectIntake(self.bill_spans)
+            self._intake = DirectIntake(self._bill_accepted)
             billing.register_sink(self)
         _LIVE.add(self)
         self._ensure_sender()
@@ -129,7 +129,15 @@ class CmdrDataSpanExporter(SpanExporter):
         Safe to call from any thread, also for spans that no processor will export (unsampled
         calls). Never raises.
         """
-        if self._spool is None or self._closed:
+        if self._closed:
+            return 0
+        return self._bill_accepted(spans)
+
+    def _bill_accepted(self, spans: Sequence[ReadableSpan]) -> int:
+        """``bill_spans`` without the shutdown check: the direct intake bills through this,
+        also when ``shutdown()`` drains it after ``_closed`` is set (else those calls, taken
+        before shutdown, would be dropped)."""
+        if self._spool is None:
             return 0
         try:
             if self._settings.span_source == "genai":

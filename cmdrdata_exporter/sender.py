@@ -285,6 +285,12 @@ class Delivery:
                         s.auth_retry,
                     )
                 self._pause(wait, "API key refused")
+            elif "retry" in kinds and (outcome.delivered or outcome.rejected):
+                # Some requests failed, others got through: the server is up. The failed
+                # events back off on their own timers; the sender only honours Retry-After.
+                self._failures = 0
+                if pause:
+                    self._pause(pause, "cmdrdata asked to retry later")
             elif "retry" in kinds:
                 self._failures += 1
                 step = min(s.backoff_cap, s.backoff_base * 2 ** (self._failures - 1))

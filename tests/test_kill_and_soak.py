@@ -235,6 +235,33 @@ def test_calls_through_batch_span_processor_are_sent_once(batch_billing, cmdrdat
     assert len(cmdrdata_server.requests) == 10
 
 
+def test_calls_just_before_shutdown_are_billed(cmdrdata_server, tmp_path):
+    """The direct intake converts finished calls in the background; ``shutdown()`` right after
+    the last call (a short script, an unsampled trace) must bill what it still holds."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    from tests.servers.openai_server import OpenAIFakeServer
+
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    exporter = CmdrDataSpanExporter(
+        api_key=TEST_API_KEY, endpoint=cmdrdata_server.url, spool_dir=tmp_path / "spool"
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    instrumentor = CmdrDataInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        with OpenAIFakeServer() as openai_server:
+            client = openai_server.client()
+            for _ in range(5):
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
+            provider.shutdown()  # at once: the last calls are still in the intake buffer
+    finally:
+        instrumentor.uninstrument()
+    assert cmdrdata_server.wait_for(5, 5), f"{cmdrdata_server.count}/5 billed"
+
+
 def test_one_failed_request_in_ten_does_not_stall_delivery(make_spans_for_soak, tmp_path):
     """With the exporter's default backoff (0.5 s doubling up to 60 s), a server that fails ~10%
     of requests at random must not push the whole sender into minute-long pauses."""
