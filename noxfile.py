@@ -41,6 +41,7 @@ def contrib_for(core: str) -> str:
     minor = int(core.split(".")[1])
     return f"0.{minor + 21}b0"
 
+
 OPENAI_TESTS = [
     "tests/test_openai_errors_and_kwargs.py",
     "tests/test_openai_matrix.py",
@@ -137,7 +138,7 @@ def otel_at(session: nox.Session) -> None:
 
 
 def _run(session: nox.Session, pins: list[str], tests: list[str]) -> None:
-    if session.posargs and any(not a.startswith("-") for a in session.posargs):
+    if any(a.startswith("tests") for a in session.posargs):
         tests = []  # test paths given after --: run those instead
     # The project, the rest of the test extra and the pins resolved together in one step, so
     # a pin is never silently upgraded away by a later install.
@@ -152,4 +153,3 @@ def _run(session: nox.Session, pins: list[str], tests: list[str]) -> None:
         "    except m.PackageNotFoundError: print(f'{p}: not installed')",
     )
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *session.posargs)
-

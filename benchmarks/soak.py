@@ -63,8 +63,10 @@ def faulty_server(fault_rate: float, slow_rate: float, slow_seconds: float, seed
                     roll = self._rng.random()
                     pick = self._rng.random()
                 if roll < fault_rate:
-                    for kind, share in FAULT_MIX:
+                    kind = FAULT_MIX[-1][0]
+                    for name, share in FAULT_MIX:
                         if pick < share:
+                            kind = name
                             break
                         pick -= share
                     changes = {"503": "fail_next", "drop": "drop_next", "429": "rate_limit_next"}

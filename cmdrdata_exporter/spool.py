@@ -390,13 +390,14 @@ class ResilientSpool:
 
     def __init__(self, directory: Path | None, max_events: int, drops: Drops):
         self._drops = drops
+        self._fail_lock = threading.Lock()
         self.memory = MemorySpool(min(max_events, MEMORY_CAP), drops)
         self.disk: SqliteSpool | None = None
         if directory is not None:
             try:
                 self.disk = SqliteSpool(directory, max_events, drops)
             except (sqlite3.Error, OSError) as exc:
-                self._fail(f"cannot open the spool in {directory}", exc)
+                self._fail(None, f"cannot open the spool in {directory}", exc)
 
     @property
     def active(self) -> Spool:
@@ -406,7 +407,12 @@ class ResilientSpool:
     def description(self) -> str:
         return self.active.description
 
-    def _fail(self, what: str, exc: BaseException) -> None:
+    def _fail(self, disk: Any, what: str, exc: BaseException) -> None:
+        """Switch to memory once, however many threads hit the failing disk at the same time."""
+        with self._fail_lock:
+            if self.disk is not disk:
+                return  # another thread has already switched (and logged)
+            self.disk = None
         logger.error(
             "%s (%s: %s); keeping undelivered events in memory instead (at most %d, lost if "
             "the process exits before they are delivered)",
@@ -415,13 +421,13 @@ class ResilientSpool:
             exc,
             self.memory._max,
         )
-        disk, self.disk = self.disk, None
-        if disk is not None:
-            try:  # rescue what the old file still holds (e.g. after its directory was removed)
-                self.memory.put(disk.take_all(self.memory._max))
-                disk.close()
-            except Exception:
-                pass
+        if disk is None:
+            return
+        try:  # rescue what the old file still holds (e.g. after its directory was removed)
+            self.memory.put(disk.take_all(self.memory._max))
+            disk.close()
+        except Exception:
+            pass
 
     def _call(self, method: str, *args: Any) -> Any:
         disk = self.disk
@@ -429,7 +435,7 @@ class ResilientSpool:
             try:
                 return getattr(disk, method)(*args)
             except (sqlite3.Error, OSError) as exc:
-                self._fail(f"cannot use the spool {disk.description}", exc)
+                self._fail(disk, f"cannot use the spool {disk.description}", exc)
         return getattr(self.memory, method)(*args)
 
     def put(self, rows: list[tuple[str, str]]) -> int:
@@ -456,6 +462,7 @@ class ResilientSpool:
         return self._call("stats", rejection_limit)
 
     def after_fork(self) -> None:
+        self._fail_lock = threading.Lock()
         self.memory.clear_after_fork()
 
     def close(self) -> None:

@@ -53,7 +53,9 @@ class PrintSpans(SpanExporter):
 def main() -> int:
     spool_dir = tempfile.mkdtemp(prefix="cmdrdata-demo-")
     with OpenAIFakeServer() as llm, CmdrDataServer() as cmdrdata:
-        llm.configure(usage=OpenAIUsage(prompt_tokens=1200, completion_tokens=300, cached_tokens=1000))
+        llm.configure(
+            usage=OpenAIUsage(prompt_tokens=1200, completion_tokens=300, cached_tokens=1000)
+        )
 
         provider = TracerProvider(resource=Resource.create({"service.name": "demo-checkout-api"}))
         provider.add_span_processor(SimpleSpanProcessor(PrintSpans()))
@@ -74,7 +76,9 @@ def main() -> int:
             stream = client.chat.completions.create(
                 model="gpt-4o-mini", messages=messages, stream=True
             )
-            text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+            text = "".join(
+                chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices
+            )
         print(f"globex@example.com got (streamed): {text!r}")
 
         provider.force_flush()

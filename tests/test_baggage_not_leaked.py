@@ -24,6 +24,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from opentelemetry_instrumentation_cmdrdata import customer_context
 from tests import test_attribution_e2e as e2e
+from tests.compat import httpx2_instrumentor
 from tests.test_attribution_e2e import (
     FRESH_CONNECTION,
     MESSAGES,
@@ -54,12 +55,9 @@ def httpx_on(request, tracer_provider) -> Iterator[bool]:
     if request.param == "httpx-off":
         yield False
         return
-    from opentelemetry.instrumentation.httpx import (
-        HTTPX2ClientInstrumentor,
-        HTTPXClientInstrumentor,
-    )
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-    instrumentors = [HTTPX2ClientInstrumentor(), HTTPXClientInstrumentor()]
+    instrumentors = [httpx2_instrumentor()(), HTTPXClientInstrumentor()]
     for instrumentor in instrumentors:
         instrumentor.instrument(tracer_provider=tracer_provider)
     try:
@@ -252,7 +250,7 @@ async def test_inbound_cmdrdata_entries_are_not_forwarded_to_the_provider(
     provider, app_baggage, instrument, spans, client_for, tracer_provider, monkeypatch
 ):
     """Entries that came in with a request (unsigned, so ignored for billing) are stripped too."""
-    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+    HTTPX2ClientInstrumentor = httpx2_instrumentor()
 
     use_secret(monkeypatch)
     client, server = client_for(provider, "sync")
@@ -279,7 +277,7 @@ async def test_inbound_cmdrdata_entries_are_not_forwarded_to_the_provider(
 def test_every_retry_of_a_call_is_clean(
     app_baggage, instrument, spans, openai_server, tracer_provider
 ):
-    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+    HTTPX2ClientInstrumentor = httpx2_instrumentor()
 
     client = openai_server.client(max_retries=2, default_headers=FRESH_CONNECTION)
     openai_server.next_error(500, times=2)
@@ -301,7 +299,7 @@ def test_every_retry_of_a_call_is_clean(
 def test_a_signed_customer_is_not_forwarded_either(
     app_baggage, instrument, spans, clients, openai_server, tracer_provider, monkeypatch
 ):
-    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+    HTTPX2ClientInstrumentor = httpx2_instrumentor()
 
     use_secret(monkeypatch)
     HTTPX2ClientInstrumentor().instrument(tracer_provider=tracer_provider)
@@ -324,7 +322,7 @@ async def test_control_without_our_instrumentor_the_customer_would_leak(
     provider, app_baggage, client_for, tracer_provider
 ):
     """Proves the servers would see a leak: with the instrumentor off, the entry goes out."""
-    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+    HTTPX2ClientInstrumentor = httpx2_instrumentor()
 
     client, server = client_for(provider, "sync")
     instrument_httpx = provider == "openai"  # Anthropic propagates by itself

@@ -31,6 +31,7 @@ from opentelemetry_instrumentation_cmdrdata.customer import (
     set_customer_id,
 )
 from opentelemetry_instrumentation_cmdrdata.semconv import CMDRDATA_CUSTOMER_ID
+from tests.compat import otel_api_at_least
 
 SECRET = "s3cr3t-Signing-Key-for-tests-0123456789"
 OTHER_SECRET = "another-secret-of-another-deployment-987"
@@ -118,6 +119,10 @@ def test_signature_is_a_property_of_the_customer_entry() -> None:
     assert "cmdrdata.customer_id=cust-42%3Bcmdrdata.sig%3Dv1." in signed_header("cust-42")
 
 
+@pytest.mark.skipif(
+    not otel_api_at_least("1.45.0"),
+    reason="opentelemetry-api < 1.45 drops inbound baggage properties spaced around ; and =",
+)
 def test_real_w3c_property_from_another_sdk_is_accepted() -> None:
     # Another language's SDK forwards the property unescaped, maybe with optional spaces.
     value = entries(signed_header("cust 42", plan="pro"))[CMDRDATA_CUSTOMER_ID]

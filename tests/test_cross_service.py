@@ -35,6 +35,7 @@ from opentelemetry import propagate, trace
 
 from opentelemetry_instrumentation_cmdrdata import customer_context
 from tests import test_attribution_e2e as e2e
+from tests.compat import httpx2_instrumentor
 from tests.test_attribution_e2e import (
     CUSTOMER_LOGGER,
     MESSAGES,
@@ -188,7 +189,7 @@ def transport(request, tracer_provider) -> Iterator[str]:
     if request.param == "inject":
         yield "inject"
         return
-    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+    HTTPX2ClientInstrumentor = httpx2_instrumentor()
 
     HTTPX2ClientInstrumentor().instrument(tracer_provider=tracer_provider)
     try:

@@ -148,6 +148,7 @@ def test_provider_name_from_host(host, port, expected):
 
 def test_provider_name_reaches_the_span(instrument, openai_server, spans):
     """A client whose base URL names Groq gets gen_ai.provider.name=groq."""
+
     def handler(request):
         return HTTP.Response(
             200,

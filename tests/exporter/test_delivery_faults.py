@@ -67,6 +67,9 @@ def test_server_down_then_back_on_the_same_port(make_exporter, make_spans, cmdrd
     exporter = make_exporter()
     exporter.export(make_spans(5))
     assert cmdrdata_server.wait_for(5, 5)
+    deadline = time.monotonic() + 5  # the exporter has settled all five before the outage
+    while exporter.status()["queued"] and time.monotonic() < deadline:
+        time.sleep(0.02)
     cmdrdata_server.stop()
     more = make_spans(30)
     exporter.export(more)
