@@ -80,7 +80,7 @@ def main() -> None:
     from opentelemetry_instrumentation_cmdrdata.raw_response import record_value
     from opentelemetry_instrumentation_cmdrdata.streams import SyncStreamWrapper
 
-    provider, exporter = bench._make_provider("simple")
+    provider, _exporter = bench._make_provider("simple")
     instrumentor = pkg.CmdrDataInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     tracer = provider.get_tracer("benchmarks.floor")
