@@ -94,19 +94,20 @@ def bench_export(rounds: int, n: int) -> tuple[float, float]:
     return statistics.median(rates), statistics.median(cpu_rates)
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/servers/cmdrdata_server.py"), "--no-record"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
+def start_server(kind: str) -> tuple[subprocess.Popen, str]:
+    """``fast``: benchmarks/fast_events_server.py; ``test``: the fault-injecting test server."""
+    command = (
+        [sys.executable, str(ROOT / "benchmarks/fast_events_server.py"), TEST_API_KEY]
+        if kind == "fast"
+        else [sys.executable, str(ROOT / "tests/servers/cmdrdata_server.py"), "--no-record"]
     )
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     url = proc.stdout.readline().strip()  # type: ignore[union-attr]
     return proc, url
 
 
-def bench_delivery(rounds: int, n: int, concurrency: int) -> float:
-    server, url = start_server()
+def bench_delivery(rounds: int, n: int, concurrency: int, server_kind: str = "fast") -> float:
+    server, url = start_server(server_kind)
     rates = []
     try:
         for _ in range(rounds):
@@ -154,13 +155,21 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_240, help="events per delivery round")
     parser.add_argument("--backlog", type=int, default=1_000_000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--server",
+        choices=("fast", "test"),
+        default="fast",
+        help="loopback server for delivery: a minimal asyncio one, or the test server",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     logging.disable(logging.ERROR)  # the "no key" error of the offline exporter is expected
 
     export_rate, export_cpu_rate = bench_export(args.rounds, args.spans)
     print(f"export: {export_rate:,.0f} spans/s ({export_cpu_rate:,.0f}/CPU-s)", file=sys.stderr)
-    delivery_rate = bench_delivery(max(1, args.rounds // 2), args.events, args.concurrency)
+    delivery_rate = bench_delivery(
+        max(1, args.rounds // 2), args.events, args.concurrency, args.server
+    )
     print(f"delivery: {delivery_rate:,.0f} events/s", file=sys.stderr)
     rss, traced = bench_memory(args.backlog)
     print(f"memory: +{rss:.1f} MB RSS, {traced:.1f} MB traced peak", file=sys.stderr)
@@ -179,7 +188,7 @@ def main() -> None:
             f"| export() into the SQLite spool | {export_rate:,.0f} spans/s (wall), "
             f"{export_cpu_rate:,.0f} spans per CPU-second | >= 20,000 | "
             f"{ok(export_cpu_rate >= 20_000)} |",
-            f"| delivery to a loopback server (concurrency {args.concurrency}) | "
+            f"| delivery to a loopback server ({args.server} server, concurrency {args.concurrency}) | "
             f"{delivery_rate:,.0f} events/s | >= 2,000 | {ok(delivery_rate >= 2_000)} |",
             f"| peak RSS growth, {args.backlog:,} events backlog, cmdrdata down | {rss:.1f} MB | "
             f"< 50 MB | {ok(rss < 50)} |",
