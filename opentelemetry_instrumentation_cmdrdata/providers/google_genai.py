@@ -41,11 +41,13 @@ Covered: ``models.generate_content``, ``models.generate_content_stream`` and
 from __future__ import annotations
 
 import json
+import types
 import weakref
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+import pydantic
 import wrapt
 from opentelemetry import context as otel_context
 
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
 _MODELS = "google.genai.models"
 _OP = sc.OP_GENERATE_CONTENT
 # MethodTarget.api tags
+_GENERATORS = (types.GeneratorType, types.AsyncGeneratorType)
 _SCOPE = "scope"  # a public method: hands its per-call keywords to its requests
 _SCOPE_STREAM = "scope_stream"
 _GENERATE = "generate"  # one model request
@@ -406,7 +409,12 @@ class GoogleGenAIHooks(ProviderHooks):
 
     def is_stream(self, result: Any) -> bool:
         # A (sync or async) generator of GenerateContentResponse chunks; the
-        # responses themselves are pydantic models, iterable but not iterators.
+        # responses themselves are pydantic models, iterable but not iterators
+        # (and asking their class for a missing attribute costs an exception).
+        if isinstance(result, _GENERATORS):
+            return True
+        if isinstance(result, pydantic.BaseModel):
+            return False
         kind = type(result)
         return hasattr(kind, "__next__") or hasattr(kind, "__anext__")
 
