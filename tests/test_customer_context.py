@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
 import random
 import threading
 from collections.abc import Iterator
@@ -34,18 +33,7 @@ from opentelemetry_instrumentation_cmdrdata.semconv import (
     CMDRDATA_CUSTOMER_ID,
     CMDRDATA_METADATA_PREFIX,
 )
-
-
-@pytest.fixture(autouse=True)
-def no_secret() -> Iterator[None]:
-    saved = os.environ.pop(customer.SECRET_ENV, None)
-    customer._reload_settings()
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ[customer.SECRET_ENV] = saved
-        customer._reload_settings()
+from tests.secret_env import no_secret  # noqa: F401  (autouse)
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ WARNING.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,6 +28,7 @@ from opentelemetry_instrumentation_cmdrdata.customer import (
     set_customer_id,
 )
 from opentelemetry_instrumentation_cmdrdata.semconv import CMDRDATA_CUSTOMER_ID
+from tests.secret_env import no_secret  # noqa: F401  (autouse)
 
 PROPAGATOR = W3CBaggagePropagator()
 # The propagator's own limits (opentelemetry-api 1.45.2).
@@ -54,18 +53,6 @@ ODD_IDS = [
     "😀" * MAX_CUSTOMER_ID_LENGTH,
     "ü" * MAX_CUSTOMER_ID_LENGTH,
 ]
-
-
-@pytest.fixture(autouse=True)
-def no_secret() -> Iterator[None]:
-    saved = os.environ.pop(customer.SECRET_ENV, None)
-    customer._reload_settings()
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ[customer.SECRET_ENV] = saved
-        customer._reload_settings()
 
 
 def header_round_trip(carrier_context: Context | None = None) -> tuple[str, Context]:

@@ -2,8 +2,6 @@
 real SDK and the local fake server -- exact tokens, request parameters, Vertex AI, per-call
 keywords, errors and chat sessions."""
 
-import asyncio
-
 import pytest
 from google.genai import errors, types
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -14,6 +12,7 @@ from opentelemetry_instrumentation_cmdrdata.providers.google_genai import (
     GoogleGenAIHooks,
     request_model,
 )
+from tests.loop_runner import LoopRunner
 from tests.servers.gemini_server import GeminiUsage
 
 MODEL = "gemini-2.5-flash"
@@ -41,23 +40,14 @@ def vertex_clients(gemini_server_session):
     }
 
 
-_loop: asyncio.AbstractEventLoop | None = None
-
-
-def run(coro):
-    """Run on one event loop per module: the SDK's async HTTP client stays bound to the
-    loop it first ran on (google-genai 1.x), and the module shares one client."""
-    global _loop
-    if _loop is None or _loop.is_closed():
-        _loop = asyncio.new_event_loop()
-    return _loop.run_until_complete(coro)
+_runner = LoopRunner()
+run = _runner.run
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _close_loop():
     yield
-    if _loop is not None:
-        _loop.close()
+    _runner.close()
 
 
 def generate(client, mode, **kwargs):

@@ -10,6 +10,7 @@ from google.genai import errors
 from opentelemetry.trace import StatusCode
 
 from opentelemetry_instrumentation_cmdrdata import customer_context
+from tests.loop_runner import LoopRunner
 from tests.servers.gemini_server import GeminiUsage
 
 MODEL = "gemini-2.5-flash"
@@ -21,23 +22,14 @@ USAGE = GeminiUsage(
 )
 
 
-_loop: asyncio.AbstractEventLoop | None = None
-
-
-def run(coro):
-    """Run on one event loop per module: the SDK's async HTTP client stays bound to the
-    loop it first ran on (google-genai 1.x), and the module shares one client."""
-    global _loop
-    if _loop is None or _loop.is_closed():
-        _loop = asyncio.new_event_loop()
-    return _loop.run_until_complete(coro)
+_runner = LoopRunner()
+run = _runner.run
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _close_loop():
     yield
-    if _loop is not None:
-        _loop.close()
+    _runner.close()
 
 
 @pytest.fixture(scope="module")
