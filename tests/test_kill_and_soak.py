@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -31,6 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from cmdrdata_exporter import CmdrDataSpanExporter
 from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor
 from tests.servers.cmdrdata_server import TEST_API_KEY, CmdrDataServer
+from tests.span_maker import child_env, usage_spans
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,14 +92,7 @@ KILLED_APP = textwrap.dedent(
 
 
 def _child_env(server: CmdrDataServer, spool: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CMDRDATA_")}
-    env.update(
-        CMDRDATA_API_KEY=TEST_API_KEY,
-        CMDRDATA_ENDPOINT=server.url,
-        CMDRDATA_SPOOL_DIR=str(spool),
-        PYTHONPATH=str(ROOT),
-    )
-    return env
+    return child_env(server.url, spool)
 
 
 def _leased(spool: Path) -> int:
@@ -286,30 +279,7 @@ def test_one_failed_request_in_ten_does_not_stall_delivery(make_spans_for_soak, 
 @pytest.fixture
 def make_spans_for_soak():
     """Finished spans of our instrumentation scope from a real TracerProvider."""
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from opentelemetry_instrumentation_cmdrdata import semconv
-
-    def make(n: int):
-        memory = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(memory))
-        tracer = provider.get_tracer(semconv.SCOPE_NAME)
-        attributes = {
-            semconv.GEN_AI_OPERATION_NAME: "chat",
-            semconv.GEN_AI_PROVIDER_NAME: "openai",
-            semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
-            semconv.GEN_AI_USAGE_INPUT_TOKENS: 12,
-            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 3,
-        }
-        for _ in range(n):
-            with tracer.start_as_current_span("chat gpt-4o-mini", attributes=attributes):
-                pass
-        provider.shutdown()
-        return list(memory.get_finished_spans())
-
-    return make
+    return usage_spans
 
 
 def _check_soak(summary: dict, seconds: float) -> None:

@@ -23,13 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from cmdrdata_exporter import CmdrDataSpanExporter, span_to_event
-from opentelemetry_instrumentation_cmdrdata import semconv
 from tests.servers.cmdrdata_server import TEST_API_KEY
+from tests.span_maker import usage_spans
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or shutil.which("mount") is None,
@@ -87,24 +84,8 @@ def fill(directory: Path) -> int:
 
 
 def make_spans(n: int) -> list:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer(semconv.SCOPE_NAME)
-    attributes = {
-        semconv.GEN_AI_OPERATION_NAME: "chat",
-        semconv.GEN_AI_PROVIDER_NAME: "openai",
-        semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
-        semconv.GEN_AI_USAGE_INPUT_TOKENS: 1200,
-        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 300,
-        # ~1 KB of customer metadata per event, so a few hundred events need real disk space
-        "cmdrdata.metadata.note": "x" * 1000,
-    }
-    for _ in range(n):
-        with tracer.start_as_current_span("chat gpt-4o-mini", attributes=attributes):
-            pass
-    provider.shutdown()
-    return list(memory.get_finished_spans())
+    # ~1 KB of customer metadata per event, so a few hundred events need real disk space
+    return usage_spans(n, cmdrdata__metadata__note="x" * 1000)
 
 
 def ids_of(spans, exporter) -> set[str]:

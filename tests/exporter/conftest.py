@@ -7,15 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.sdk.trace import ReadableSpan
 
 from cmdrdata_exporter import CmdrDataSpanExporter
-from opentelemetry_instrumentation_cmdrdata import semconv
 from tests.servers.cmdrdata_server import TEST_API_KEY, CmdrDataServer
+from tests.span_maker import BASE_ATTRS, usage_spans  # noqa: F401  (BASE_ATTRS for tests)
 
 # Short timers so fault tests take fractions of a second; documented private knobs.
 FAST = {
@@ -25,15 +21,6 @@ FAST = {
     "_auth_retry": 0.2,
     "_poll_interval": 0.05,
     "shutdown_timeout": 2.0,
-}
-
-BASE_ATTRS: dict[str, Any] = {
-    semconv.GEN_AI_OPERATION_NAME: "chat",
-    semconv.GEN_AI_PROVIDER_NAME: "openai",
-    semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
-    semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
-    semconv.GEN_AI_USAGE_INPUT_TOKENS: 1200,
-    semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 300,
 }
 
 SpanMaker = Callable[..., list[ReadableSpan]]
@@ -53,29 +40,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def make_spans() -> SpanMaker:
     """``make_spans(n, scope=..., error=False, service=..., **attributes)`` -> ended spans."""
-
-    def make(
-        n: int = 1,
-        scope: str = semconv.SCOPE_NAME,
-        error: bool = False,
-        service: str = "checkout-api",
-        name: str = "chat gpt-4o-mini",
-        **attributes: Any,
-    ) -> list[ReadableSpan]:
-        memory = InMemorySpanExporter()
-        provider = TracerProvider(resource=Resource.create({"service.name": service}))
-        provider.add_span_processor(SimpleSpanProcessor(memory))
-        tracer = provider.get_tracer(scope)
-        attrs = {**BASE_ATTRS, **{k.replace("__", "."): v for k, v in attributes.items()}}
-        attrs = {k: v for k, v in attrs.items() if v is not None}
-        for _ in range(n):
-            with tracer.start_as_current_span(name, attributes=attrs) as span:
-                if error:
-                    span.set_status(Status(StatusCode.ERROR))
-        provider.shutdown()
-        return list(memory.get_finished_spans())
-
-    return make
+    return usage_spans
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.cmdrdata_server import TEST_API_KEY
+from tests.span_maker import child_env as make_child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,16 +66,7 @@ def _child(env, *args, wait=True):
 
 @pytest.fixture
 def child_env(spool_dir, cmdrdata_server):
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CMDRDATA_")}
-    env.update(
-        CMDRDATA_API_KEY=TEST_API_KEY,
-        CMDRDATA_ENDPOINT=cmdrdata_server.url,
-        CMDRDATA_SPOOL_DIR=str(spool_dir),
-        PYTHONPATH=str(ROOT),
-    )
-    return env
+    return make_child_env(cmdrdata_server.url, spool_dir)
 
 
 @pytest.mark.slow
