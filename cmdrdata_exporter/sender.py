@@ -113,6 +113,7 @@ class _Workers:
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._latency = 0.0  # running estimate of one request's duration, seconds
 
     def _start(self) -> None:
         with self._lock:
@@ -136,28 +137,42 @@ class _Workers:
         The caller must not wait past its deadline for workers busy with someone else's
         requests (the sender thread's, hanging on a slow server).
         """
-        if self._size <= 1:
-            # One request at a time: make them on this thread, and spare two thread
-            # switches per request (on a small machine they cost more than the request).
-            return [fn(item) for item in items]
-        self._start()
         results: list[Attempt | None] = [None] * len(items)
+        start = 0
+        # While requests answer within a few milliseconds (a nearby server), making them one
+        # after another on this thread is faster than handing each to a worker: two thread
+        # switches per request cost more than the request. Slow answers (a distant server,
+        # latency-bound) go to the workers, several in flight.
+        while start < len(items) and (self._size <= 1 or self._latency < _FAST_REQUEST_SECONDS):
+            results[start] = self._timed(fn, items[start])
+            start += 1
+        if start == len(items):
+            return results
+        self._start()
         done = threading.Semaphore(0)
 
         def run(i: int, item: Claimed) -> None:
             try:
-                results[i] = fn(item)
-            except Exception as exc:  # never lose the worker or the event
-                results[i] = Attempt("retry", detail=f"internal error {type(exc).__name__}")
+                results[i] = self._timed(fn, item)
             finally:
                 done.release()
 
-        for i, item in enumerate(items):
-            self._jobs.put(lambda i=i, item=item: run(i, item))
-        for _ in items:
+        for i in range(start, len(items)):
+            self._jobs.put(lambda i=i, item=items[i]: run(i, item))
+        for _ in range(start, len(items)):
             if not done.acquire(timeout=max(0.0, min(deadline - time.monotonic(), 3600))):
                 break
-        return list(results)
+        return results
+
+    def _timed(self, fn: Callable[[Claimed], Attempt], item: Claimed) -> Attempt:
+        """One request, its duration folded into the running latency estimate."""
+        began = time.monotonic()
+        try:
+            return fn(item)
+        except Exception as exc:  # never lose the worker or the event
+            return Attempt("retry", detail=f"internal error {type(exc).__name__}")
+        finally:
+            self._latency = 0.8 * self._latency + 0.2 * (time.monotonic() - began)
 
     def stop(self) -> None:
         for _ in self._threads:
@@ -166,6 +181,7 @@ class _Workers:
 
 
 _MIN_REQUEST_SECONDS = 1.0
+_FAST_REQUEST_SECONDS = 0.004
 _NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
