@@ -238,7 +238,8 @@ def make_wrapper(
 
 
 def _hiding_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    token = _hide_our_baggage()
+    # Inside one of our calls the context is already without our baggage.
+    token = None if _IN_CALL.get() else _hide_our_baggage()
     if token is None:
         return wrapped(*args, **kwargs)
     try:
@@ -248,7 +249,7 @@ def _hiding_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 
 async def _async_hiding_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    token = _hide_our_baggage()
+    token = None if _IN_CALL.get() else _hide_our_baggage()
     try:
         return await wrapped(*args, **kwargs)
     finally:
