@@ -107,6 +107,10 @@ class SqliteSpool:
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('delivered', 0)")
         return conn
 
+    def after_fork(self) -> None:
+        """In a forked child: a lock another thread held at the fork would never be released."""
+        self._lock = threading.RLock()
+
     def _c(self) -> sqlite3.Connection:
         if self._pid != os.getpid():  # forked: the parent's connection is not ours to use
             self._pid = os.getpid()
@@ -463,6 +467,8 @@ class ResilientSpool:
 
     def after_fork(self) -> None:
         self._fail_lock = threading.Lock()
+        if self.disk is not None:
+            self.disk.after_fork()
         self.memory.clear_after_fork()
 
     def close(self) -> None:

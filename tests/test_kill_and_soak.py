@@ -303,6 +303,7 @@ def test_short_soak():
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(soak.DEFAULT_SECONDS + 600)
 def test_soak(record_property):
     """``pytest -m soak tests/test_kill_and_soak.py``; ``CMDRDATA_SOAK_SECONDS`` (default 300)."""
     seconds = soak.DEFAULT_SECONDS
