@@ -51,10 +51,6 @@ def sinks() -> tuple[Any, ...]:
     return tuple(_sinks) if _sinks else ()
 
 
-def is_registered(sink: BillingSink) -> bool:
-    return sink in _sinks
-
-
 def claim(sinks: tuple[Any, ...], span: Any) -> None:
     """Tell the sinks this (sampled) span will reach them directly. Never raises."""
     for sink in sinks:

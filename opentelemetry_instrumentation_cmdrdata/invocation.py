@@ -13,6 +13,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import billing
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
 _reported: set[tuple[str, str]] = set()
+_ID_GENERATOR = RandomIdGenerator()
 
 
 def log_internal_error(where: str, exc: BaseException) -> None:
@@ -234,16 +239,10 @@ class _UnsampledCall:
         telemetry: Telemetry,
     ) -> Any:
         """A finished span record with the call's own ids, for the billing sinks only."""
-        from opentelemetry import trace
-        from opentelemetry.sdk.trace import ReadableSpan
-        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
         context = span.get_span_context()
         if not context.is_valid:
             # No SDK tracer provider: make ids of our own, so the event id is unique.
-            from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-
-            ids = RandomIdGenerator()
+            ids = _ID_GENERATOR
             context = trace.SpanContext(
                 ids.generate_trace_id(), ids.generate_span_id(), is_remote=False
             )

@@ -10,6 +10,7 @@ usage is recorded without ever reading the body ahead of the caller.
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import wrapt
@@ -127,7 +128,7 @@ def wrap_raw_response(
 ) -> Any:
     """Return the raw response, its usage recorded now or when the caller parses it."""
     parse = getattr(type(raw), "parse", None)
-    is_async = parse is not None and _is_coroutine_function(parse)
+    is_async = parse is not None and inspect.iscoroutinefunction(parse)
     if is_async:
         return AsyncRawResponseProxy(raw, invocation, hooks, target)
     proxy = RawResponseProxy(raw, invocation, hooks, target)
@@ -141,9 +142,3 @@ def wrap_raw_response(
             invocation.finish()
         return raw
     return proxy
-
-
-def _is_coroutine_function(func: Any) -> bool:
-    import inspect
-
-    return inspect.iscoroutinefunction(func)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import semconv as sc
 from ..invocation import log_internal_error
-from ..patching import TRANSPORT
+from ..patching import TRANSPORT, make_wrapper, take_call_kwargs
 from ._common import (
     ServerCache,
     add_counts,
@@ -189,14 +189,12 @@ class AnthropicHooks(ProviderHooks):
     ) -> Callable[..., Any] | None:
         if target.api != "stream":
             return None
-        from ..patching import make_wrapper, split_call_kwargs
-
         # The generic wrapper, run when the manager sends its request.
         start_call = make_wrapper(self, target, telemetry)
 
         def stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             # Our per-call kwargs stay in ``kwargs`` for the span started later.
-            manager = wrapped(*args, **split_call_kwargs(kwargs)[0])
+            manager = wrapped(*args, **take_call_kwargs(kwargs)[0])
             try:
                 _defer_to_request(manager, start_call, instance, kwargs)
             except Exception as exc:

@@ -53,7 +53,7 @@ from opentelemetry import context as otel_context
 
 from .. import semconv as sc
 from ..invocation import log_internal_error
-from ..patching import TRANSPORT
+from ..patching import TRANSPORT, make_wrapper, take_call_kwargs
 from ._common import ServerCache, add_counts, common_request_attributes, token_count
 from .base import MethodTarget, ProviderHooks, RequestInfo
 
@@ -345,8 +345,6 @@ class GoogleGenAIHooks(ProviderHooks):
         if target.api == _SCOPE_STREAM:
             return _async_scope_stream_wrapper if target.is_async else _scope_stream_wrapper
         if target.api in (_GENERATE, _STREAM, _LAZY_STREAM):
-            from ..patching import make_wrapper
-
             return _request_wrapper(
                 make_wrapper(self, target, telemetry), target.api == _LAZY_STREAM, target.is_async
             )
@@ -421,8 +419,6 @@ class GoogleGenAIHooks(ProviderHooks):
 
 # -- the public call: its per-call keywords and the request streams it opened ------------
 
-_OUR_KWARGS = ("customer_id", "cmdrdata_metadata", "track_usage")
-
 
 class _CallScope:
     """One public call: the caller's per-call keywords, for each model request it makes,
@@ -463,11 +459,8 @@ _CALL_SCOPE: ContextVar[_CallScope | None] = ContextVar("cmdrdata_genai_call", d
 
 def _enter_scope(kwargs: dict[str, Any]) -> tuple[dict[str, Any], _CallScope]:
     """Take our keywords off the caller's kwargs (never touching the caller's dict)."""
-    ours: dict[str, Any] = {}
-    if any(name in kwargs for name in _OUR_KWARGS):
-        kwargs = dict(kwargs)
-        ours = {name: kwargs.pop(name) for name in _OUR_KWARGS if name in kwargs}
-    return kwargs, _CallScope(ours)
+    sdk_kwargs, ours = take_call_kwargs(kwargs)
+    return sdk_kwargs, _CallScope(ours)
 
 
 def _scope_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:

@@ -16,7 +16,6 @@ from ..invocation import log_internal_error
 from ..patching import TRANSPORT, call_with_pending_kwargs, take_call_kwargs
 from ._common import (
     ServerCache,
-    add_counts,
     client_server,
     common_request_attributes,
     token_count,
@@ -311,4 +310,4 @@ def _record_response_event(invocation: Invocation, event_type: str, event: Any) 
         invocation.response_model = getattr(response, "model", None) or None
 
 
-__all__ = ["OpenAIHooks", "add_counts", "provider_for_host"]
+__all__ = ["OpenAIHooks", "provider_for_host"]
