@@ -1,10 +1,11 @@
 """Background delivery from the spool to cmdrdata.
 
-One ``Delivery`` per exporter owns the HTTP client, a few daemon worker threads (bounded
-concurrency over keep-alive connections) and the shared pause state: a 429 or an outage pauses
-the whole sender, not just one event, so a struggling server is not hammered; a 401/403 pauses
-until the key works again, and never turns billing off. ``Sender`` is the daemon thread that
-runs delivery rounds; ``Delivery.drain`` runs them on the caller's thread (flush, shutdown).
+One ``Delivery`` per exporter owns the HTTP transport (a pool of keep-alive connections), a
+few daemon worker threads (bounded concurrency) and the shared pause state: a 429 or an outage
+pauses the whole sender, not just one event, so a struggling server is not hammered; a 401/403
+pauses until the key works again, and never turns billing off. ``Sender`` is the daemon thread
+that runs delivery rounds; ``Delivery.drain`` runs them on the caller's thread (flush,
+shutdown), one round at a time.
 All of it runs with OpenTelemetry instrumentation suppressed, so our requests are never traced
 and never carry ``traceparent``/``baggage``.
 """
@@ -16,7 +17,6 @@ import math
 import platform
 import queue
 import random
-import socket
 import threading
 import time
 import uuid
@@ -31,6 +31,7 @@ from opentelemetry import context as otel_context
 from cmdrdata_exporter.config import Settings
 from cmdrdata_exporter.diagnostics import Drops
 from cmdrdata_exporter.spool import Claimed, Outcome, Spool
+from cmdrdata_exporter.transport import open_transport, timeout_extension
 
 logger = logging.getLogger("cmdrdata_exporter.sender")
 
@@ -181,8 +182,8 @@ class _Workers:
 
 
 _MIN_REQUEST_SECONDS = 1.0
+_MAX_LOCK_WAIT = 3600.0
 _FAST_REQUEST_SECONDS = 0.004
-_NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
 class Delivery:
@@ -199,27 +200,25 @@ class Delivery:
         self._failures = 0  # consecutive rounds with a retryable failure
         self._auth_failures = 0
         self._lock = threading.Lock()
+        # One round at a time: a flush on the caller's thread and the sender thread delivering
+        # side by side only fight over the GIL (the workers already give the concurrency).
+        self._round_lock = threading.Lock()
         self._workers = _Workers(settings.concurrency)
-        self._client: httpx.Client | None = None
+        self._transport: httpx.HTTPTransport | None = None
+        self._url: httpx.URL | None = None
+        self._headers = {
+            "Authorization": f"Bearer {settings.api_key}",
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        self._timeout = timeout_extension(settings.timeout)
 
     @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            limit = self.settings.concurrency
-            limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
-            self._client = httpx.Client(
-                timeout=self.settings.timeout,
-                limits=limits,
-                # Small requests, one after another on a kept-alive connection: don't let
-                # Nagle's algorithm hold the body back waiting for the headers' ACK.
-                transport=httpx.HTTPTransport(limits=limits, socket_options=_NO_DELAY),
-                headers={
-                    "Authorization": f"Bearer {self.settings.api_key}",
-                    "Content-Type": "application/json",
-                    "User-Agent": USER_AGENT,
-                },
-            )
-        return self._client
+    def transport(self) -> httpx.HTTPTransport:
+        if self._transport is None:
+            self._url = httpx.URL(self.settings.endpoint)
+            self._transport = open_transport(self.settings.endpoint, self.settings.concurrency)
+        return self._transport
 
     # -- one request ---------------------------------------------------------------------
 
@@ -229,16 +228,23 @@ class Delivery:
         # would then arrive twice: start one only with time enough to finish normally.
         if abort.is_set() or remaining < min(_MIN_REQUEST_SECONDS, self.settings.timeout):
             return Attempt("released")
+        transport = self.transport
+        request = httpx.Request(
+            "POST",
+            self._url,  # type: ignore[arg-type]  # set with the transport
+            content=claimed.body.encode(),
+            headers={**self._headers, "Idempotency-Key": claimed.event_id},
+            # The usual timeout unless the deadline is nearer.
+            extensions=self._timeout
+            if remaining >= self.settings.timeout
+            else timeout_extension(remaining),
+        )
         try:
-            reply = self.client.post(
-                self.settings.endpoint,
-                content=claimed.body.encode(),
-                headers={"Idempotency-Key": claimed.event_id},
-                # The client's own timeout unless the deadline is nearer (saves an object).
-                timeout=(
-                    remaining if remaining < self.settings.timeout else httpx.USE_CLIENT_DEFAULT
-                ),
-            )
+            reply = transport.handle_request(request)
+            try:
+                reply.read()
+            finally:
+                reply.close()
         except httpx.HTTPError as exc:
             abort.set()
             return Attempt("retry", detail=f"{type(exc).__name__} sending to cmdrdata")
@@ -255,10 +261,30 @@ class Delivery:
 
     # -- one round -----------------------------------------------------------------------
 
-    def run_round(self, deadline: float = math.inf, ignore_timers: bool = False) -> tuple[int, int]:
-        """Claim one batch and deliver it; returns (claimed, settled for good)."""
+    def run_round(
+        self,
+        deadline: float = math.inf,
+        ignore_timers: bool = False,
+        stopped: threading.Event | None = None,
+    ) -> tuple[int, int]:
+        """Claim one batch and deliver it; returns (claimed, settled for good).
+
+        ``stopped``: the sender thread's stop flag, checked again once the round lock is ours
+        (a shutdown's final drain may have held it).
+        """
         if self.paused_until > time.time() and not ignore_timers:
             return 0, 0
+        wait = min(deadline - time.monotonic(), _MAX_LOCK_WAIT)
+        if wait < 0 or not self._round_lock.acquire(timeout=wait):
+            return 0, 0
+        try:
+            if stopped is not None and stopped.is_set():
+                return 0, 0
+            return self._round(deadline, ignore_timers)
+        finally:
+            self._round_lock.release()
+
+    def _round(self, deadline: float, ignore_timers: bool) -> tuple[int, int]:
         batch = self.spool.claim(self.owner, self.settings.batch_size, self.lease, ignore_timers)
         if not batch:
             return 0, 0
@@ -359,9 +385,9 @@ class Delivery:
 
     def close(self) -> None:
         self._workers.stop()
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
 
 
 class Sender:
@@ -387,7 +413,7 @@ class Sender:
                     if paused_for > 0:
                         self._stop.wait(min(paused_for, self._poll * 5))
                         continue
-                    claimed, _ = self.delivery.run_round()
+                    claimed, _ = self.delivery.run_round(stopped=self._stop)
                     if claimed == 0:
                         self._wake.wait(self._poll)
                 except Exception:  # keep the thread alive whatever happens
