@@ -46,6 +46,8 @@ def _request_attributes(
         attributes["gen_ai.request.max_tokens"] = kwargs[max_tokens_key]
     if "temperature" in kwargs:
         attributes["gen_ai.request.temperature"] = kwargs["temperature"]
+    if "stop_sequences" in kwargs:
+        attributes["gen_ai.request.stop_sequences"] = tuple(kwargs["stop_sequences"])
     return attributes
 
 

@@ -10,6 +10,7 @@ from opentelemetry.trace import StatusCode
 from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor, customer_context
 from opentelemetry_instrumentation_cmdrdata.providers.google_genai import (
     GoogleGenAIHooks,
+    config_fields,
     request_model,
 )
 from tests.loop_runner import LoopRunner
@@ -172,6 +173,37 @@ def test_request_parameters_from_config_dict(gemini_server, instrument, spans, c
     assert attributes["gen_ai.request.top_k"] == 3.0
     assert "gen_ai.request.choice.count" not in attributes
     assert config == {"max_output_tokens": 64, "temperature": 1, "topK": 3.0, "candidateCount": 1}
+
+
+def test_config_fields_both_spellings_and_forms():
+    # snake_case wins over camelCase in a dict, whatever the order; None means unset.
+    assert config_fields({"maxOutputTokens": 9, "max_output_tokens": 5}) == {"max_output_tokens": 5}
+    assert config_fields({"max_output_tokens": None, "maxOutputTokens": 9}) == {
+        "max_output_tokens": 9
+    }
+    assert config_fields({"httpOptions": {"baseUrl": "https://p.example"}, "extra": 1}) == {
+        "http_options": {"baseUrl": "https://p.example"},
+        "extra": 1,
+    }
+    config = types.GenerateContentConfig(temperature=0.5, stop_sequences=["x"])
+    assert config_fields(config) == {"temperature": 0.5, "stop_sequences": ["x"]}
+    assert config_fields(None) == {}
+
+    class Plain:  # not pydantic, no __dict__ entry for most fields
+        __slots__ = ("seed",)
+
+        def __init__(self) -> None:
+            self.seed = 3
+
+    assert config_fields(Plain()) == {"seed": 3}
+
+
+def test_per_call_base_url_in_a_config_dict(client):
+    hooks = GoogleGenAIHooks(telemetry=None)
+    target = next(t for t in hooks.targets() if t.qualname == "Models._generate_content")
+    config = {"httpOptions": {"baseUrl": "https://proxy.example:8443/"}}
+    info, _ = hooks.request(target, client.models, {"model": MODEL, "config": config})
+    assert (info.server_address, info.server_port) == ("proxy.example", 8443)
 
 
 def test_models_prefix_is_removed_from_the_request_model(gemini_server, instrument, spans, client):

@@ -35,9 +35,12 @@ def number_param(value: Any) -> int | float | None:
 def stop_sequences(value: Any) -> tuple[str, ...] | None:
     if isinstance(value, str):
         return (value,)
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    return None
+    if not isinstance(value, (list, tuple)) or not value:
+        return None
+    for item in value:  # a loop: cheaper than all() over a generator for a few items
+        if not isinstance(item, str):
+            return None
+    return tuple(value)
 
 
 _NUMBER_PARAMS = {

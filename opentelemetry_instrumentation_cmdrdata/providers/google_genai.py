@@ -76,9 +76,9 @@ _EMBEDDINGS = "embeddings"
 
 _GEMINI_HOST = "generativelanguage.googleapis.com"
 
-# Request parameters of GenerateContentConfig: (snake_case name, REST camelCase name).
-# A config passed as a dict may use either spelling.
-_CONFIG_PARAMS: tuple[tuple[str, str], ...] = (
+# The config fields read here: (snake_case name, REST camelCase name). A config passed
+# as a dict may use either spelling.
+_CONFIG_FIELDS: tuple[tuple[str, str], ...] = (
     ("max_output_tokens", "maxOutputTokens"),
     ("temperature", "temperature"),
     ("top_p", "topP"),
@@ -87,7 +87,14 @@ _CONFIG_PARAMS: tuple[tuple[str, str], ...] = (
     ("presence_penalty", "presencePenalty"),
     ("seed", "seed"),
     ("stop_sequences", "stopSequences"),
+    ("candidate_count", "candidateCount"),
+    ("response_mime_type", "responseMimeType"),
+    ("thinking_config", "thinkingConfig"),
+    ("output_dimensionality", "outputDimensionality"),
+    ("http_options", "httpOptions"),
 )
+_SNAKE_NAMES = tuple(snake for snake, _ in _CONFIG_FIELDS)
+_CAMEL_TO_SNAKE = {camel: snake for snake, camel in _CONFIG_FIELDS if camel != snake}
 
 _OUTPUT_TYPES = {
     "application/json": "json",
@@ -96,15 +103,38 @@ _OUTPUT_TYPES = {
 }
 
 
-def _field(obj: Any, name: str, camel: str | None = None) -> Any:
-    """A field of an SDK object, or of the dict a caller passed in its place."""
-    if obj is None:
-        return None
+def config_fields(config: Any) -> dict[str, Any]:
+    """The fields of a request config (an SDK object or its dict form) that are set.
+
+    Keyed by snake_case name; in a dict, the snake_case spelling wins over the camelCase one.
+    """
+    if config is None:
+        return {}
+    if isinstance(config, dict):
+        fields: dict[str, Any] = {}
+        for key, value in config.items():
+            if value is None:
+                continue
+            if key in _CAMEL_TO_SNAKE:
+                fields.setdefault(_CAMEL_TO_SNAKE[key], value)
+            else:
+                fields[key] = value
+        return fields
+    # A pydantic config keeps its fields in its __dict__; asking it for a field its class
+    # lacks (an older SDK's) would cost a raised AttributeError.
+    values = getattr(config, "__dict__", None)
+    if isinstance(values, dict):
+        return {name: value for name in _SNAKE_NAMES if (value := values.get(name)) is not None}
+    return {
+        name: value for name in _SNAKE_NAMES if (value := getattr(config, name, None)) is not None
+    }
+
+
+def _field(obj: Any, name: str, camel: str) -> Any:
+    """A field of a nested SDK object, or of the dict a caller passed in its place."""
     if isinstance(obj, dict):
         value = obj.get(name)
-        if value is None and camel is not None and camel != name:
-            value = obj.get(camel)
-        return value
+        return obj.get(camel) if value is None else value
     return getattr(obj, name, None)
 
 
@@ -250,30 +280,30 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def generate_request_attributes(config: Any) -> dict[str, Any]:
-    """``gen_ai.request.*`` from a ``GenerateContentConfig`` (or its dict form)."""
-    if config is None:
+def generate_request_attributes(fields: dict[str, Any]) -> dict[str, Any]:
+    """``gen_ai.request.*`` from a ``GenerateContentConfig``'s fields (see ``config_fields``)."""
+    if not fields:
         return {}
-    params = {name: _field(config, name, camel) for name, camel in _CONFIG_PARAMS}
     attributes = common_request_attributes(
-        params, max_tokens=("max_output_tokens",), stop="stop_sequences"
+        fields, max_tokens=("max_output_tokens",), stop="stop_sequences"
     )
-    candidates = _field(config, "candidate_count", "candidateCount")
+    candidates = fields.get("candidate_count")
     if type(candidates) is int and candidates != 1:
         attributes[sc.GEN_AI_REQUEST_CHOICE_COUNT] = candidates
-    mime_type = _field(config, "response_mime_type", "responseMimeType")
+    mime_type = fields.get("response_mime_type")
     if isinstance(mime_type, str) and mime_type in _OUTPUT_TYPES:
         attributes[sc.GEN_AI_OUTPUT_TYPE] = _OUTPUT_TYPES[mime_type]
-    thinking = _field(config, "thinking_config", "thinkingConfig")
-    level = _field(thinking, "thinking_level", "thinkingLevel")
-    level = getattr(level, "value", level)
-    if isinstance(level, str) and level:
-        attributes[sc.GEN_AI_REQUEST_REASONING_LEVEL] = level.lower()
+    thinking = fields.get("thinking_config")
+    if thinking is not None:
+        level = _field(thinking, "thinking_level", "thinkingLevel")
+        level = getattr(level, "value", level)
+        if isinstance(level, str) and level:
+            attributes[sc.GEN_AI_REQUEST_REASONING_LEVEL] = level.lower()
     return attributes
 
 
-def embed_request_attributes(config: Any) -> dict[str, Any]:
-    dimensions = _field(config, "output_dimensionality", "outputDimensionality")
+def embed_request_attributes(fields: dict[str, Any]) -> dict[str, Any]:
+    dimensions = fields.get("output_dimensionality")
     if type(dimensions) is int and dimensions > 0:
         return {sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: dimensions}
     return {}
@@ -346,21 +376,26 @@ class GoogleGenAIHooks(ProviderHooks):
             return _async_scope_stream_wrapper if target.is_async else _scope_stream_wrapper
         if target.api in (_GENERATE, _STREAM, _LAZY_STREAM):
             return _request_wrapper(
-                make_wrapper(self, target, telemetry), target.api == _LAZY_STREAM, target.is_async
+                make_wrapper(self, target, telemetry),
+                streaming=target.api != _GENERATE,
+                lazy=target.api == _LAZY_STREAM,
+                is_async=target.is_async,
             )
         return None
 
     # -- request -----------------------------------------------------------
 
-    def _server(self, instance: Any, config: Any) -> tuple[str, str | None, int | None]:
+    def _server(self, instance: Any, fields: dict[str, Any]) -> tuple[str, str | None, int | None]:
         api_client = getattr(instance, "_api_client", None)
         provider = (
             sc.PROVIDER_VERTEX_AI if getattr(api_client, "vertexai", False) else sc.PROVIDER_GEMINI
         )
         # A per-call ``config.http_options.base_url`` sends this one request elsewhere.
-        call_url = _field(_field(config, "http_options", "httpOptions"), "base_url", "baseUrl")
-        if isinstance(call_url, str) and call_url:
-            return (provider, *server_of(call_url))
+        http_options = fields.get("http_options")
+        if http_options is not None:
+            call_url = _field(http_options, "base_url", "baseUrl")
+            if isinstance(call_url, str) and call_url:
+                return (provider, *server_of(call_url))
         if api_client is None:
             return provider, None, None
         known = self._servers.get(api_client)
@@ -377,12 +412,12 @@ class GoogleGenAIHooks(ProviderHooks):
     def request(
         self, target: MethodTarget, instance: Any, kwargs: dict[str, Any]
     ) -> tuple[RequestInfo, dict[str, Any]]:
-        config = kwargs.get("config")
-        provider, address, port = self._server(instance, config)
+        fields = config_fields(kwargs.get("config"))
+        provider, address, port = self._server(instance, fields)
         if target.api == _EMBEDDINGS:
-            attributes = embed_request_attributes(config)
+            attributes = embed_request_attributes(fields)
         else:
-            attributes = generate_request_attributes(config)
+            attributes = generate_request_attributes(fields)
         info = RequestInfo(
             provider_name=provider,
             model=request_model(kwargs.get("model")),
@@ -463,8 +498,23 @@ def _enter_scope(kwargs: dict[str, Any]) -> tuple[dict[str, Any], _CallScope]:
     return sdk_kwargs, _CallScope(ours)
 
 
+def _plain_scope(kwargs: dict[str, Any]) -> tuple[dict[str, Any], _CallScope | None, bool]:
+    """A non-streaming call's scope: only its keywords (it opens no request stream).
+
+    Without keywords of ours there is nothing to hand on, so no scope is set, unless an
+    enclosing call's would otherwise apply (a call made inside a tool function).
+    Returns (the SDK's kwargs, the scope, whether to set it).
+    """
+    sdk_kwargs, ours = take_call_kwargs(kwargs)
+    if ours:
+        return sdk_kwargs, _CallScope(ours), True
+    return sdk_kwargs, None, _CALL_SCOPE.get() is not None
+
+
 def _scope_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    sdk_kwargs, scope = _enter_scope(kwargs)
+    sdk_kwargs, scope, set_scope = _plain_scope(kwargs)
+    if not set_scope:
+        return wrapped(*args, **sdk_kwargs)
     token = _CALL_SCOPE.set(scope)
     try:
         return wrapped(*args, **sdk_kwargs)
@@ -473,7 +523,9 @@ def _scope_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 
 async def _async_scope_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    sdk_kwargs, scope = _enter_scope(kwargs)
+    sdk_kwargs, scope, set_scope = _plain_scope(kwargs)
+    if not set_scope:
+        return await wrapped(*args, **sdk_kwargs)
     token = _CALL_SCOPE.set(scope)
     try:
         return await wrapped(*args, **sdk_kwargs)
@@ -507,9 +559,12 @@ async def _async_scope_stream_wrapper(wrapped: Any, instance: Any, args: Any, kw
     return _AsyncSteps(stream, lambda: _CALL_SCOPE.set(scope), _CALL_SCOPE.reset, scope)
 
 
-def _request_wrapper(start_call: Callable[..., Any], lazy: bool, is_async: bool) -> Any:
+def _request_wrapper(
+    start_call: Callable[..., Any], streaming: bool, lazy: bool, is_async: bool
+) -> Any:
     """The generic wrapper of one model request, given the public call's scope.
 
+    ``streaming``: the request answers with a stream, which the scope closes with the call.
     ``lazy``: the method returns a generator that sends its request when first
     iterated, so the generator's steps are run in the span's context (the HTTP
     request nests under the span, and carries no customer baggage).
@@ -522,7 +577,9 @@ def _request_wrapper(start_call: Callable[..., Any], lazy: bool, is_async: bool)
         return {**scope.kwargs, **kwargs}, scope
 
     def opened(scope: _CallScope | None, result: Any) -> Any:
-        if scope is not None and (_is_iterator(result) or _is_async_iterator(result)):
+        # Only a stream request opens a stream (and asking a pydantic response for
+        # ``__next__`` costs a raised AttributeError).
+        if streaming and scope is not None and (_is_iterator(result) or _is_async_iterator(result)):
             scope.opened(result)
         return result
 
