@@ -1,7 +1,8 @@
 """Exporter throughput and memory, against the targets of issue #3.
 
 - spans/s through ``export()`` into the SQLite spool (convert + spool), one core: >= 20,000
-- events/s delivered to a loopback cmdrdata (the test server, in its own process): >= 2,000
+- events/s delivered to a loopback cmdrdata (a minimal server in its own process): >= 2,000,
+  next to a raw ``httpx.Client`` posting the same bodies (the requests' own cost)
 - memory growth while a large backlog builds up with cmdrdata unreachable: < 50 MB
 
 Medians over ``--rounds`` rounds. Usage:
@@ -106,9 +107,34 @@ def start_server(kind: str) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-def bench_delivery(rounds: int, n: int, concurrency: int, server_kind: str = "fast") -> float:
+def bench_raw_client(url: str, bodies: list[bytes]) -> float:
+    """Baseline: one ``httpx.Client`` POSTing the same bodies one after another, no spool."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {TEST_API_KEY}", "Content-Type": "application/json"}
+    with httpx.Client(headers=headers) as client:
+        start = time.perf_counter()
+        for i, body in enumerate(bodies):
+            client.post(url, content=body, headers={"Idempotency-Key": f"raw-{i}-{start}"})
+        return len(bodies) / (time.perf_counter() - start)
+
+
+def spooled_bodies(spool_dir: str, n: int) -> list[bytes]:
+    """The request bodies the exporter would send (read from its SQLite spool)."""
+    import sqlite3
+
+    with sqlite3.connect(Path(spool_dir) / "spool.sqlite3") as conn:
+        rows = conn.execute("SELECT body FROM events LIMIT ?", (n,)).fetchall()
+    return [body.encode() for (body,) in rows]
+
+
+def bench_delivery(
+    rounds: int, n: int, concurrency: int, server_kind: str = "fast"
+) -> tuple[float, float]:
+    """(events/s delivered by the exporter, requests/s of the raw-client baseline)."""
     server, url = start_server(server_kind)
     rates = []
+    baselines = []
     try:
         for _ in range(rounds):
             with tempfile.TemporaryDirectory() as tmp:
@@ -116,6 +142,7 @@ def bench_delivery(rounds: int, n: int, concurrency: int, server_kind: str = "fa
                 for _ in range(n // 512):
                     offline.export(make_spans(512))
                 offline.shutdown(timeout_millis=100)
+                baselines.append(bench_raw_client(url, spooled_bodies(tmp, 3_000)))
                 exporter = CmdrDataSpanExporter(
                     api_key=TEST_API_KEY, endpoint=url, spool_dir=tmp, concurrency=concurrency
                 )
@@ -127,7 +154,7 @@ def bench_delivery(rounds: int, n: int, concurrency: int, server_kind: str = "fa
     finally:
         server.terminate()
         server.wait()
-    return statistics.median(rates)
+    return statistics.median(rates), statistics.median(baselines)
 
 
 def bench_memory(backlog: int) -> tuple[float, float]:
@@ -146,6 +173,31 @@ def bench_memory(backlog: int) -> tuple[float, float]:
         exporter.shutdown(timeout_millis=100)
     print(f"  backlog queued: {queued}", file=sys.stderr)
     return rss_after - rss_before, traced_peak
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "cmdrdata_exporter"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return out.stdout.strip() + (" (exporter modified)" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def main() -> None:
@@ -167,10 +219,12 @@ def main() -> None:
 
     export_rate, export_cpu_rate = bench_export(args.rounds, args.spans)
     print(f"export: {export_rate:,.0f} spans/s ({export_cpu_rate:,.0f}/CPU-s)", file=sys.stderr)
-    delivery_rate = bench_delivery(
+    delivery_rate, raw_rate = bench_delivery(
         max(1, args.rounds // 2), args.events, args.concurrency, args.server
     )
-    print(f"delivery: {delivery_rate:,.0f} events/s", file=sys.stderr)
+    print(
+        f"delivery: {delivery_rate:,.0f} events/s (raw client {raw_rate:,.0f}/s)", file=sys.stderr
+    )
     rss, traced = bench_memory(args.backlog)
     print(f"memory: +{rss:.1f} MB RSS, {traced:.1f} MB traced peak", file=sys.stderr)
 
@@ -179,9 +233,15 @@ def main() -> None:
         [
             "# Exporter benchmark",
             "",
-            f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, load average "
-            f"{os.getloadavg()[0]:.1f} at the end; medians of "
-            f"{args.rounds} rounds (delivery: {max(1, args.rounds // 2)}).",
+            f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; git {_git_commit()}",
+            f"- Python {sys.version.split()[0]}, {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.1f} at the end; httpx {_version('httpx')}, "
+            f"opentelemetry-sdk {_version('opentelemetry-sdk')}",
+            f"- Medians of {args.rounds} rounds (delivery: {max(1, args.rounds // 2)}). "
+            f"Command: `python benchmarks/bench_exporter.py {' '.join(sys.argv[1:])}`",
+            "- Delivery baseline, measured in the same rounds against the same server: one "
+            "`httpx.Client` POSTing the same event bodies one after another (no spool, no "
+            "retries): the cost of the requests alone.",
             "",
             "| Measure | Result | Target | Met |",
             "|---|---|---|---|",
@@ -190,6 +250,8 @@ def main() -> None:
             f"{ok(export_cpu_rate >= 20_000)} |",
             f"| delivery to a loopback server ({args.server} server, concurrency {args.concurrency}) | "
             f"{delivery_rate:,.0f} events/s | >= 2,000 | {ok(delivery_rate >= 2_000)} |",
+            f"| baseline: raw `httpx.Client` POSTs, same bodies and server | "
+            f"{raw_rate:,.0f} requests/s | | ratio {delivery_rate / raw_rate:.2f} |",
             f"| peak RSS growth, {args.backlog:,} events backlog, cmdrdata down | {rss:.1f} MB | "
             f"< 50 MB | {ok(rss < 50)} |",
             f"| tracemalloc peak during that backlog | {traced:.1f} MB | | |",

@@ -205,6 +205,8 @@ class Invocation:
 
     def _record_metrics(self, duration_s: float, err_type: str | None) -> None:
         telemetry = self.telemetry
+        if not telemetry.records_metrics():
+            return
         attributes = self.metric_attributes
         if self.response_model:
             attributes[sc.GEN_AI_RESPONSE_MODEL] = self.response_model

@@ -58,6 +58,18 @@ class Telemetry:
     inject_stream_usage: bool
     tracer_provider: Any = None
     active: bool = True
+    metrics_off: bool = False  # a no-op MeterProvider: it never records
+
+    def records_metrics(self) -> bool:
+        """False while a point would go nowhere: no MeterProvider set yet, or a no-op one.
+
+        The API's proxy instruments forward once a MeterProvider is set, so this is asked
+        per call; it saves building the points' attribute sets when metrics are off.
+        """
+        if self.metrics_off:
+            return False
+        histogram = self.duration_histogram
+        return getattr(histogram, "_real_instrument", histogram) is not None
 
 
 def build_telemetry(tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry:
@@ -86,4 +98,5 @@ def build_telemetry(tracer_provider: Any = None, meter_provider: Any = None) -> 
         duration_histogram=duration_histogram,
         inject_stream_usage=env_flag("CMDRDATA_INJECT_STREAM_USAGE", True),
         tracer_provider=tracer_provider,
+        metrics_off=isinstance(duration_histogram, metrics.NoOpHistogram),
     )

@@ -101,3 +101,45 @@ def test_failed_call_records_duration_with_error_type(
     [(_, [duration])] = _points(metric_reader, "gen_ai.client.operation.duration")
     assert duration.attributes["error.type"] == "RateLimitError"
     assert _points(metric_reader, "gen_ai.client.token.usage") == []
+
+
+def test_global_meter_provider_set_after_instrument_gets_the_points(tmp_path, openai_server):
+    """No MeterProvider at instrument(): calls record nothing; once one is set, they do.
+
+    In a subprocess: the global MeterProvider can be set once per process.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import openai
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor
+
+        CmdrDataInstrumentor().instrument()
+        client = openai.OpenAI(api_key="sk-test", base_url="{openai_server.url}", max_retries=0)
+        ask = dict(model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}])
+        client.chat.completions.create(**ask)  # nowhere to record yet
+        reader = InMemoryMetricReader()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        client.chat.completions.create(**ask)
+        names = {{
+            (m.name, sum(p.count for p in m.data.data_points))
+            for rm in reader.get_metrics_data().resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        }}
+        print(sorted(names))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "[('gen_ai.client.operation.duration', 1), ('gen_ai.client.token.usage', 2)]"
+    )
