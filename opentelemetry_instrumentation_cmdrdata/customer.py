@@ -95,6 +95,7 @@ __all__ = [
     "read_attribution",
     "reset_customer_id",
     "set_customer_id",
+    "split_attribution",
 ]
 
 _logger = logging.getLogger("opentelemetry_instrumentation_cmdrdata.customer")
@@ -611,6 +612,17 @@ def context_without_attribution(context: Context | None = None) -> Context:
         if not (isinstance(key, str) and key.startswith(_NAMESPACE)):
             stripped = otel_baggage.set_baggage(key, value, stripped)
     return stripped
+
+
+def split_attribution(context: Context) -> tuple[str | None, dict[str, str], Context]:
+    """``read_attribution(context)`` and ``context_without_attribution(context)`` at once.
+
+    The per-call path: with no baggage at all (the common case) one lookup answers both.
+    """
+    if not otel_baggage.get_all(context):
+        return None, {}, context
+    customer_id, metadata = read_attribution(context)
+    return customer_id, metadata, context_without_attribution(context)
 
 
 # --- per-call arguments ---------------------------------------------------------------

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as _SUPPRESS_KEY
+
+try:  # the plain-string key ``suppress_instrumentation()`` also sets (newer versions)
+    from opentelemetry.instrumentation.utils import (
+        _SUPPRESS_INSTRUMENTATION_KEY_PLAIN as _SUPPRESS_PLAIN_KEY,
+    )
+except ImportError:  # pragma: no cover
+    _SUPPRESS_PLAIN_KEY = "suppress_instrumentation"
 
 from . import customer
 from .invocation import Invocation, log_internal_error
@@ -95,6 +102,11 @@ def split_call_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any, Any,
     )
 
 
+def _suppressed(context: otel_context.Context) -> bool:
+    """``not is_instrumentation_enabled()``, for a context already in hand (one lookup less)."""
+    return bool(context.get(_SUPPRESS_KEY) or context.get(_SUPPRESS_PLAIN_KEY))
+
+
 def _is_raw_call(kwargs: dict[str, Any]) -> bool:
     headers = kwargs.get("extra_headers")
     return bool(headers) and _RAW_HEADER in headers
@@ -149,11 +161,14 @@ def _begin(
 ) -> tuple[dict[str, Any], _Call | None]:
     """Start the span for a call, or decide not to. Never raises."""
     clean, call_customer, call_metadata, track = split_call_kwargs(kwargs)
-    if not track or not telemetry.active or _IN_CALL.get() or not is_instrumentation_enabled():
+    if not track or not telemetry.active or _IN_CALL.get():
+        return clean, None
+    current = otel_context.get_current()
+    if _suppressed(current):
         return clean, None
     try:
         info, call_kwargs = hooks.request(target, instance, clean)
-        customer_id, metadata = customer.read_attribution()
+        customer_id, metadata, provider_context = customer.split_attribution(current)
         if call_customer is not _MISSING and call_customer is not None:
             call_customer_id = customer.coerce_call_customer_id(call_customer)
             if call_customer_id != customer_id:
@@ -165,7 +180,7 @@ def _begin(
         # The SDK's HTTP request runs inside our span (so HTTP and SDK-native
         # spans nest under it) and without our baggage (so the customer id
         # never travels to the AI provider).
-        ctx = trace.set_span_in_context(invocation.span, customer.context_without_attribution())
+        ctx = trace.set_span_in_context(invocation.span, provider_context)
         token = otel_context.attach(ctx)
         in_call_token = _IN_CALL.set(True)
         return call_kwargs, _Call(

@@ -360,6 +360,22 @@ def test_without_attribution_keeps_non_baggage_context_values() -> None:
     assert dict(baggage.get_all(stripped)) == {}
 
 
+def test_split_attribution_equals_the_two_separate_reads(app_baggage: None) -> None:
+    bare = Context()
+    assert customer.split_attribution(bare) == (None, {}, bare)
+    current = otel_context.get_current()  # app baggage only
+    customer_id, metadata, stripped = customer.split_attribution(current)
+    assert (customer_id, metadata) == (None, {}) and stripped is current
+    with customer_context("cust-42", plan="pro"):
+        current = otel_context.get_current()
+        customer_id, metadata, stripped = customer.split_attribution(current)
+        assert (customer_id, metadata) == read_attribution(current) == ("cust-42", {"plan": "pro"})
+        assert dict(baggage.get_all(stripped)) == dict(
+            baggage.get_all(context_without_attribution(current))
+        )
+        assert dict(baggage.get_all(stripped)) == {"tenant": "t-1", "feature": "beta"}
+
+
 def test_header_injected_from_the_stripped_context_carries_no_customer(
     app_baggage: None,
 ) -> None:

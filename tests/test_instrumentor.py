@@ -90,6 +90,25 @@ def test_suppress_instrumentation_gives_no_span(
     assert len(spans()) == 1
 
 
+@pytest.mark.parametrize("key", ["context-key", "plain-string-key"])
+def test_either_suppression_key_alone_gives_no_span(
+    key, instrument, openai_server, make_openai_client, spans
+):
+    from opentelemetry import context as otel_context
+
+    ctx = (
+        otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+        if key == "context-key"
+        else otel_context.set_value("suppress_instrumentation", True)
+    )
+    token = otel_context.attach(ctx)
+    try:
+        make_openai_client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    finally:
+        otel_context.detach(token)
+    assert spans() == []
+
+
 def test_providers_subset(tracer_provider, openai_server, make_openai_client, spans):
     instrumentor = CmdrDataInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider, providers=["anthropic"])

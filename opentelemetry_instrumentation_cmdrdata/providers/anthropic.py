@@ -81,6 +81,10 @@ def _targets() -> tuple[MethodTarget, ...]:
     return tuple(targets)
 
 
+def _provider_of(client: Any, _host: str | None, _port: int | None) -> str:
+    return _PLATFORM_PROVIDERS.get(type(client).__name__, sc.PROVIDER_ANTHROPIC)
+
+
 class AnthropicHooks(ProviderHooks):
     name = "anthropic"
     sdk_module = "anthropic"
@@ -114,12 +118,7 @@ class AnthropicHooks(ProviderHooks):
 
     def _server(self, instance: Any) -> tuple[str, str | None, int | None]:
         return client_server(
-            self._servers,
-            getattr(instance, "_client", None),
-            sc.PROVIDER_ANTHROPIC,
-            lambda client, _host, _port: _PLATFORM_PROVIDERS.get(
-                type(client).__name__, sc.PROVIDER_ANTHROPIC
-            ),
+            self._servers, getattr(instance, "_client", None), sc.PROVIDER_ANTHROPIC, _provider_of
         )
 
     def request(

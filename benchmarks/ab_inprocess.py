@@ -1,0 +1,117 @@
+#!/usr/bin/env python
+"""Per-call overhead, none / floor / cmdrdata, interleaved in ONE process.
+
+    python benchmarks/ab_inprocess.py [--rounds 21] [--calls 300] [--out FILE]
+
+``bench_overhead.py`` runs every mode in a fresh process, as an app would, with the anchors in
+their own venvs. Two processes of the same code can differ by tens of µs per call on this VM
+(memory layout, hash seeds), which shows up there as wide [min..max] ranges. Here the three
+modes share one process, one TracerProvider (SimpleSpanProcessor, counting exporter) and one
+heap: each round times a batch of calls per mode, in rotating order, and ``cmdrdata`` is
+``instrument()``-ed just for its batch (with a client built after it) and ``uninstrument()``-ed
+after. Overhead = mode median - ``none`` median of the same round; the table gives the median
+over rounds and [min..max]. Clock: process CPU time per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_overhead as bench  # noqa: E402
+
+MODES = ("none", "floor", "cmdrdata")
+LABELS = {
+    "openai": "OpenAI `chat.completions.create`",
+    "anthropic": "Anthropic `messages.create`",
+    "gemini": "Gemini `models.generate_content`",
+}
+
+
+def _median_call_us(call: Any, calls: int, warmup: int) -> float:
+    for _ in range(warmup):
+        call()
+    clock = time.process_time_ns
+    times = []
+    for _ in range(calls):
+        start = clock()
+        call()
+        times.append(clock() - start)
+    return statistics.median(times) / 1000
+
+
+def measure(scenario: str, rounds: int, calls: int, warmup: int) -> dict[str, list[float]]:
+    """Per round, each mode's median per-call CPU µs."""
+    from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor
+
+    provider, _exporter = bench._make_provider("simple")
+    tracer = provider.get_tracer("benchmarks.floor")
+    spec = tuple(bench.SCENARIOS[scenario])
+    instrumentor = CmdrDataInstrumentor()
+    fixed = {mode: bench._build_call(mode, spec, tracer) for mode in ("none", "floor")}
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for r in range(rounds):
+        order = MODES[r % 3 :] + MODES[: r % 3]
+        for mode in order:
+            if mode == "cmdrdata":
+                instrumentor.instrument(tracer_provider=provider)
+                try:
+                    call = bench._build_call(mode, spec, tracer)
+                    times[mode].append(_median_call_us(call, calls, warmup))
+                finally:
+                    instrumentor.uninstrument()
+            else:
+                times[mode].append(_median_call_us(fixed[mode], calls, warmup))
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--scenarios", default="openai,anthropic,gemini")
+    parser.add_argument("--out", type=Path, help="also write the Markdown table here")
+    args = parser.parse_args()
+
+    lines = [
+        "| scenario | none (µs/call) | floor overhead [min..max] | cmdrdata overhead [min..max] "
+        "| cmdrdata vs floor |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for scenario in args.scenarios.split(","):
+        times = measure(scenario, args.rounds, args.calls, args.warmup)
+        over = {
+            mode: [m - n for m, n in zip(times[mode], times["none"], strict=True)]
+            for mode in ("floor", "cmdrdata")
+        }
+        med = {mode: statistics.median(values) for mode, values in over.items()}
+        cell = {
+            mode: f"+{med[mode]:.1f} µs [{min(values):+.1f}..{max(values):+.1f}]"
+            for mode, values in over.items()
+        }
+        lines.append(
+            f"| {LABELS[scenario]} | {statistics.median(times['none']):.1f} | {cell['floor']} "
+            f"| {cell['cmdrdata']} | {med['cmdrdata'] / med['floor']:.2f}× |"
+        )
+        print(lines[-1], flush=True)
+    header = (
+        f"In one process, {args.rounds} interleaved rounds of {args.calls} calls per mode "
+        f"(+{args.warmup} warm-up), SimpleSpanProcessor; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+    )
+    table = "\n".join([header, "", *lines, ""])
+    print()
+    print(table)
+    if args.out:
+        args.out.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
