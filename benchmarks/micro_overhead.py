@@ -71,7 +71,6 @@ def main() -> None:
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
     from opentelemetry import context as otel_context
     from opentelemetry import trace
-    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
     from opentelemetry.trace import SpanKind
 
     import opentelemetry_instrumentation_cmdrdata as pkg
@@ -147,14 +146,19 @@ def main() -> None:
     row("split_call_kwargs", _median_us(lambda: patching.split_call_kwargs(kwargs), n, rep))
     in_call = patching._IN_CALL
     row(
-        "_IN_CALL.get() + is_instrumentation_enabled()",
-        _median_us(lambda: (in_call.get(), is_instrumentation_enabled()), n, rep),
+        "_IN_CALL.get() + get_current() + suppression check",
+        _median_us(
+            lambda: (in_call.get(), patching._suppressed(otel_context.get_current())), n, rep
+        ),
     )
     row(
         "hooks.request (RequestInfo, request attributes)",
         _median_us(lambda: hooks.request(target, instance, kwargs), n, rep),
     )
-    row("customer.read_attribution() (no baggage)", _median_us(customer.read_attribution, n, rep))
+    row(
+        "customer.split_attribution(current) (no baggage)",
+        _median_us(lambda: customer.split_attribution(otel_context.get_current()), n, rep),
+    )
     info, _ = hooks.request(target, instance, kwargs)
 
     def start_and_finish() -> None:
@@ -187,14 +191,14 @@ def main() -> None:
     span = tracer.start_span("x")
 
     def context_steps() -> None:
-        ctx = trace.set_span_in_context(span, customer.context_without_attribution())
+        ctx = trace.set_span_in_context(span, otel_context.get_current())
         token = otel_context.attach(ctx)
         t2 = in_call.set(True)
         otel_context.detach(token)
         in_call.reset(t2)
 
     row(
-        "context: set_span_in_context + context_without_attribution + attach/detach + _IN_CALL set/reset",
+        "context: set_span_in_context + attach/detach + _IN_CALL set/reset",
         _median_us(context_steps, n, rep),
     )
 

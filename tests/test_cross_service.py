@@ -26,7 +26,7 @@ import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -36,6 +36,7 @@ from opentelemetry import propagate, trace
 from opentelemetry_instrumentation_cmdrdata import customer_context
 from tests import test_attribution_e2e as e2e
 from tests.compat import httpx2_instrumentor
+from tests.servers.base import QuietHandler
 from tests.test_attribution_e2e import (
     CUSTOMER_LOGGER,
     MESSAGES,
@@ -63,12 +64,7 @@ class Service:
         self.received: list[dict[str, str]] = []  # inbound headers, lower-case names
         service = self
 
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class _Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")

@@ -330,15 +330,20 @@ class Exchange:
         self.end_sse()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class QuietHandler(BaseHTTPRequestHandler):
+    """An HTTP/1.1 (keep-alive) request handler that logs nothing: every test server's base."""
+
     protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence stderr
+        pass
+
+
+class _Handler(QuietHandler):
     server_version = "fake-provider/1.0"
     sys_version = ""
     timeout = 60  # idle keep-alive connections are closed after this
     fake: FakeProviderServer  # set on the per-server subclass
-
-    def log_message(self, format: str, *args: Any) -> None:  # silence stderr
-        pass
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

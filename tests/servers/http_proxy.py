@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import http.client
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+from tests.servers.base import QuietHandler
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connection"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
 
     def do_POST(self) -> None:
         target = urlsplit(self.path)
