@@ -102,11 +102,18 @@ def main() -> None:
             f"| {cell['cmdrdata']} | {med['cmdrdata'] / med['floor']:.2f}× |"
         )
         print(lines[-1], flush=True)
-    header = (
-        f"In one process, {args.rounds} interleaved rounds of {args.calls} calls per mode "
-        f"(+{args.warmup} warm-up), SimpleSpanProcessor; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
-    )
-    table = "\n".join([header, "", *lines, ""])
+    header = [
+        "# Per-call overhead, all modes in one process",
+        "",
+        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; package measured: "
+        f"{bench._package_note()}",
+        f"- Command: `python benchmarks/ab_inprocess.py {' '.join(sys.argv[1:])}`",
+        f"- {args.rounds} interleaved rounds of {args.calls} calls per mode (+{args.warmup} "
+        "warm-up), SimpleSpanProcessor and a counting exporter, process CPU time per call; "
+        "overhead = mode median - `none` median of the same round, median over rounds "
+        "[min..max]. Same SDK versions as `results.md`.",
+    ]
+    table = "\n".join([*header, "", *lines, ""])
     print()
     print(table)
     if args.out:
