@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -124,9 +125,12 @@ class _Handler(BaseHTTPRequestHandler):
 class CmdrDataServer:
     """The fake cmdrdata; use as a context manager or call ``start()``/``stop()``."""
 
-    def __init__(self, api_key: str = TEST_API_KEY, port: int = 0):
+    def __init__(
+        self, api_key: str = TEST_API_KEY, port: int = 0, tls: ssl.SSLContext | None = None
+    ):
         self.api_key = api_key
         self.port = port
+        self.tls = tls  # a server-side context: serve HTTPS
         self.mode = Mode()
         self.requests: list[Received] = []
         self.events: list[dict[str, Any]] = []
@@ -142,6 +146,8 @@ class CmdrDataServer:
     def start(self) -> CmdrDataServer:
         self._httpd = _Server(("127.0.0.1", self.port), self)
         self.port = self._httpd.server_address[1]
+        if self.tls is not None:
+            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
         threading.Thread(
             target=self._httpd.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
         ).start()
@@ -167,7 +173,8 @@ class CmdrDataServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{EVENTS_PATH}"
+        scheme = "http" if self.tls is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}{EVENTS_PATH}"
 
     # -- control ---------------------------------------------------------------------------
 
