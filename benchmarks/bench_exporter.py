@@ -36,6 +36,9 @@ from cmdrdata_exporter import CmdrDataSpanExporter  # noqa: E402
 from opentelemetry_instrumentation_cmdrdata import semconv  # noqa: E402
 from tests.servers.cmdrdata_server import TEST_API_KEY  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_overhead import git_state  # noqa: E402
+
 SCOPE = InstrumentationScope(semconv.SCOPE_NAME, "0.1.0")
 RESOURCE = Resource.create({"service.name": "bench"})
 ATTRS = {
@@ -175,22 +178,6 @@ def bench_memory(backlog: int) -> tuple[float, float]:
     return rss_after - rss_before, traced_peak
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "cmdrdata_exporter"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return out.stdout.strip() + (" (exporter modified)" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
 def _version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -233,7 +220,7 @@ def main() -> None:
         [
             "# Exporter benchmark",
             "",
-            f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; git {_git_commit()}",
+            f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; git {git_state('cmdrdata_exporter') or 'unknown'}",
             f"- Python {sys.version.split()[0]}, {os.cpu_count()} cores, load average "
             f"{os.getloadavg()[0]:.1f} at the end; httpx {_version('httpx')}, "
             f"opentelemetry-sdk {_version('opentelemetry-sdk')}",

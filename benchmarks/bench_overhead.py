@@ -421,35 +421,32 @@ def _machine() -> str:
     return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu})"
 
 
+def git_state(package: str) -> str | None:
+    """``<short HEAD> (package clean)`` or ``(with uncommitted changes to the package)``.
+
+    ``package`` is a folder of the repository; None when git cannot tell.
+    """
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", package)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    state = "with uncommitted changes to the package" if dirty else "package clean"
+    return f"{head} ({state})"
+
+
 def _package_note() -> str:
     """Which copy of the instrumentor was measured, and its git state."""
-    root = Path(__file__).resolve().parent.parent
-    where = PACKAGE_PATH or str(root)
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(root),
-                "status",
-                "--porcelain",
-                "--",
-                "opentelemetry_instrumentation_cmdrdata",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return where
-    state = "with uncommitted changes to the package" if dirty else "package clean"
-    return f"`{where}`, git {head} ({state})"
+    where = PACKAGE_PATH or str(Path(__file__).resolve().parent.parent)
+    state = git_state("opentelemetry_instrumentation_cmdrdata")
+    return f"`{where}`, git {state}" if state else where
 
 
 def _modes_for(scenario: str, modes: list[str]) -> list[str]:
