@@ -75,17 +75,24 @@ def sinks() -> tuple[Any, ...]:
 
 def claim(sinks: tuple[Any, ...], span: Any) -> None:
     """Tell the sinks this (sampled) span will reach them directly. Never raises."""
-    for sink in sinks:
-        try:
-            sink.claim_direct(span)
-        except Exception as exc:
-            _log.warning("cmdrdata: a billing sink failed to claim a span: %s", exc)
+    _each(sinks, "claim_direct", span, "claim")
 
 
 def bill_directly(sinks: tuple[Any, ...], span: Any) -> None:
     """Hand one finished span to the sinks. Never raises."""
+    _each(sinks, "submit_direct", span, "take")
+
+
+_reported: set[tuple[str, str]] = set()
+
+
+def _each(sinks: tuple[Any, ...], method: str, span: Any, verb: str) -> None:
+    """Call ``method(span)`` on every sink; a failing sink is logged once, the rest still run."""
     for sink in sinks:
         try:
-            sink.submit_direct(span)
+            getattr(sink, method)(span)
         except Exception as exc:
-            _log.warning("cmdrdata: a billing sink failed to take a span: %s", exc)
+            key = (method, type(exc).__name__)
+            level = logging.DEBUG if key in _reported else logging.WARNING
+            _reported.add(key)
+            _log.log(level, "cmdrdata: a billing sink failed to %s a span: %s", verb, exc)
