@@ -243,12 +243,17 @@ class Exchange:
         body = json.dumps(obj, separators=(",", ":")).encode()
         self.send_bytes(status, body, "application/json", headers)
 
-    # -- SSE -------------------------------------------------------------------
-    def start_sse(self, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
+    # -- streamed bodies ---------------------------------------------------------
+    def start_stream(
+        self, status: int, content_type: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Start a streamed body of any type (SSE, NDJSON, AWS event stream).
+
+        Framed as ``server.sse_framing`` says: chunked, or close-delimited.
+        """
         h = self._h
         h.send_response(status)
-        h.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        h.send_header("Cache-Control", "no-cache")
+        h.send_header("Content-Type", content_type)
         self._chunked = self._server.sse_framing == "chunked"
         if self._chunked:
             h.send_header("Transfer-Encoding", "chunked")
@@ -262,6 +267,13 @@ class Exchange:
         h.end_headers()
         h.wfile.flush()
         self._streaming = True
+
+    def start_sse(self, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
+        self.start_stream(
+            status,
+            "text/event-stream; charset=utf-8",
+            {"Cache-Control": "no-cache", **(headers or {})},
+        )
 
     def _write_body(self, data: bytes) -> None:
         if not data:
@@ -317,15 +329,29 @@ class Exchange:
         ``truncate_after`` count events over the concatenation of both lists.
         """
         all_events = [*events, *terminator]
-        for i, (name, data) in enumerate(all_events):
+        self._paced(all_events, scenario, lambda ev: self.sse(ev[1], event=ev[0], sep=sep))
+
+    def stream_frames(self, frames: Iterable[bytes], scenario: ScenarioBase) -> None:
+        """Send pre-encoded frames (NDJSON lines, event-stream messages) then end the body.
+
+        The scenario's ``drop_after`` / ``truncate_after`` / ``chunk_delay`` count frames.
+        """
+        self._paced(list(frames), scenario, self._send_frame)
+
+    def _send_frame(self, frame: bytes) -> None:
+        self._write_body(frame)
+        self.events_sent += 1
+
+    def _paced(self, items: list[Any], scenario: ScenarioBase, send: Any) -> None:
+        for i, item in enumerate(items):
             if scenario.drop_after is not None and i >= scenario.drop_after:
                 self.drop()
             if scenario.truncate_after is not None and i >= scenario.truncate_after:
                 break
             if scenario.chunk_delay:
                 time.sleep(scenario.chunk_delay)
-            self.sse(data, event=name, sep=sep)
-        if scenario.drop_after is not None and scenario.drop_after >= len(all_events):
+            send(item)
+        if scenario.drop_after is not None and scenario.drop_after >= len(items):
             self.drop()
         self.end_sse()
 

@@ -6,6 +6,9 @@ Import them into a conftest with::
         anthropic_server, gemini_server, openai_server,
     )
 
+The servers of section 9 (``bedrock_server``, ``mistral_server``, ``cohere_server``,
+``groq_server``, ``ollama_server``) have the same pair of fixtures each.
+
 Each server process-wide is started once per test session (cheap, but avoids
 a bind per test) and the function-scoped fixture calls ``reset()`` before and
 after every test: recorded requests, queued steps, the default scenario and
@@ -21,12 +24,15 @@ from collections.abc import Iterator
 import pytest
 
 from .anthropic_server import AnthropicFakeServer
+from .bedrock_server import BedrockFakeServer
 from .gemini_server import GeminiFakeServer
 from .openai_server import OpenAIFakeServer
 
 __all__ = [
     "anthropic_server",
     "anthropic_server_session",
+    "bedrock_server",
+    "bedrock_server_session",
     "gemini_server",
     "gemini_server_session",
     "openai_server",
@@ -73,3 +79,16 @@ def gemini_server(gemini_server_session: GeminiFakeServer) -> Iterator[GeminiFak
     gemini_server_session.reset()
     yield gemini_server_session
     gemini_server_session.reset()
+
+
+@pytest.fixture(scope="session")
+def bedrock_server_session() -> Iterator[BedrockFakeServer]:
+    with BedrockFakeServer() as server:
+        yield server
+
+
+@pytest.fixture
+def bedrock_server(bedrock_server_session: BedrockFakeServer) -> Iterator[BedrockFakeServer]:
+    bedrock_server_session.reset()
+    yield bedrock_server_session
+    bedrock_server_session.reset()
