@@ -26,6 +26,7 @@ import pytest
 from .anthropic_server import AnthropicFakeServer
 from .bedrock_server import BedrockFakeServer
 from .gemini_server import GeminiFakeServer
+from .mistral_server import MistralFakeServer
 from .openai_server import OpenAIFakeServer
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "bedrock_server_session",
     "gemini_server",
     "gemini_server_session",
+    "mistral_server",
+    "mistral_server_session",
     "openai_server",
     "openai_server_session",
 ]
@@ -92,3 +95,16 @@ def bedrock_server(bedrock_server_session: BedrockFakeServer) -> Iterator[Bedroc
     bedrock_server_session.reset()
     yield bedrock_server_session
     bedrock_server_session.reset()
+
+
+@pytest.fixture(scope="session")
+def mistral_server_session() -> Iterator[MistralFakeServer]:
+    with MistralFakeServer() as server:
+        yield server
+
+
+@pytest.fixture
+def mistral_server(mistral_server_session: MistralFakeServer) -> Iterator[MistralFakeServer]:
+    mistral_server_session.reset()
+    yield mistral_server_session
+    mistral_server_session.reset()
