@@ -25,6 +25,7 @@ import pytest
 
 from .anthropic_server import AnthropicFakeServer
 from .bedrock_server import BedrockFakeServer
+from .cohere_server import CohereFakeServer
 from .gemini_server import GeminiFakeServer
 from .mistral_server import MistralFakeServer
 from .openai_server import OpenAIFakeServer
@@ -34,6 +35,8 @@ __all__ = [
     "anthropic_server_session",
     "bedrock_server",
     "bedrock_server_session",
+    "cohere_server",
+    "cohere_server_session",
     "gemini_server",
     "gemini_server_session",
     "mistral_server",
@@ -108,3 +111,16 @@ def mistral_server(mistral_server_session: MistralFakeServer) -> Iterator[Mistra
     mistral_server_session.reset()
     yield mistral_server_session
     mistral_server_session.reset()
+
+
+@pytest.fixture(scope="session")
+def cohere_server_session() -> Iterator[CohereFakeServer]:
+    with CohereFakeServer() as server:
+        yield server
+
+
+@pytest.fixture
+def cohere_server(cohere_server_session: CohereFakeServer) -> Iterator[CohereFakeServer]:
+    cohere_server_session.reset()
+    yield cohere_server_session
+    cohere_server_session.reset()
