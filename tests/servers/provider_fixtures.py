@@ -27,6 +27,7 @@ from .anthropic_server import AnthropicFakeServer
 from .bedrock_server import BedrockFakeServer
 from .cohere_server import CohereFakeServer
 from .gemini_server import GeminiFakeServer
+from .groq_server import GroqFakeServer
 from .mistral_server import MistralFakeServer
 from .openai_server import OpenAIFakeServer
 
@@ -39,6 +40,8 @@ __all__ = [
     "cohere_server_session",
     "gemini_server",
     "gemini_server_session",
+    "groq_server",
+    "groq_server_session",
     "mistral_server",
     "mistral_server_session",
     "openai_server",
@@ -124,3 +127,16 @@ def cohere_server(cohere_server_session: CohereFakeServer) -> Iterator[CohereFak
     cohere_server_session.reset()
     yield cohere_server_session
     cohere_server_session.reset()
+
+
+@pytest.fixture(scope="session")
+def groq_server_session() -> Iterator[GroqFakeServer]:
+    with GroqFakeServer() as server:
+        yield server
+
+
+@pytest.fixture
+def groq_server(groq_server_session: GroqFakeServer) -> Iterator[GroqFakeServer]:
+    groq_server_session.reset()
+    yield groq_server_session
+    groq_server_session.reset()
