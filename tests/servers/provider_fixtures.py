@@ -29,6 +29,7 @@ from .cohere_server import CohereFakeServer
 from .gemini_server import GeminiFakeServer
 from .groq_server import GroqFakeServer
 from .mistral_server import MistralFakeServer
+from .ollama_server import OllamaFakeServer
 from .openai_server import OpenAIFakeServer
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "groq_server_session",
     "mistral_server",
     "mistral_server_session",
+    "ollama_server",
+    "ollama_server_session",
     "openai_server",
     "openai_server_session",
 ]
@@ -140,3 +143,16 @@ def groq_server(groq_server_session: GroqFakeServer) -> Iterator[GroqFakeServer]
     groq_server_session.reset()
     yield groq_server_session
     groq_server_session.reset()
+
+
+@pytest.fixture(scope="session")
+def ollama_server_session() -> Iterator[OllamaFakeServer]:
+    with OllamaFakeServer() as server:
+        yield server
+
+
+@pytest.fixture
+def ollama_server(ollama_server_session: OllamaFakeServer) -> Iterator[OllamaFakeServer]:
+    ollama_server_session.reset()
+    yield ollama_server_session
+    ollama_server_session.reset()
