@@ -93,6 +93,13 @@ def test_converse_usage_and_model_id_kept_whole(
     assert req.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=test/")
 
 
+def test_bedrock_api_key_auth(bedrock_server: BedrockFakeServer, monkeypatch) -> None:
+    """With ``AWS_BEARER_TOKEN_BEDROCK`` set, botocore sends a bearer token, not SigV4."""
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-test")
+    bedrock_server.client().converse(modelId=CLAUDE, messages=MSGS)
+    assert bedrock_server.last_request.headers["Authorization"] == "Bearer bedrock-api-key-test"
+
+
 def test_converse_default_usage_has_no_cache_fields(bedrock_server: BedrockFakeServer) -> None:
     r = bedrock_server.client().converse(modelId="amazon.nova-lite-v1:0", messages=MSGS)
     assert r["usage"] == {"inputTokens": 21, "outputTokens": 11, "totalTokens": 32}
@@ -352,3 +359,38 @@ async def test_aiobotocore_stream_exception_event(bedrock_server: BedrockFakeSer
             async for _ in r["body"]:
                 pass
     assert info.value.response["Error"]["Code"] == "modelStreamErrorException"
+
+
+# -- what the instrumentation can rely on (pinned so an SDK upgrade that changes it shows) -
+
+
+async def test_botocore_binding_facts(bedrock_server: BedrockFakeServer) -> None:
+    """Each client gets its own freshly made class whose methods all funnel into
+    ``_make_api_call(operation_name, params)`` looked up at call time; aiobotocore overrides
+    it (async) in ``AioBaseClient``; unknown kwargs fail botocore's validation; the
+    aiobotocore stream and body types subclass botocore's."""
+    import aiobotocore.client
+    import aiobotocore.eventstream
+    import botocore.client
+    from botocore.eventstream import EventStream
+    from botocore.exceptions import ParamValidationError
+    from botocore.response import StreamingBody
+
+    c1, c2 = bedrock_server.client(), bedrock_server.client()
+    assert type(c1) is not type(c2) and type(c1).__name__ == "BedrockRuntime"
+    assert "converse" in vars(type(c1)) and "converse" not in vars(c1)
+    assert "_make_api_call" in vars(botocore.client.BaseClient)
+    with pytest.raises(ParamValidationError, match="customer_id"):
+        c1.converse(modelId=CLAUDE, messages=MSGS, customer_id="c-1")
+    assert bedrock_server.requests == []
+    assert isinstance(c1.converse_stream(modelId=CLAUDE, messages=MSGS)["stream"], EventStream)
+    assert isinstance(c1.invoke_model(modelId=CLAUDE, body=b"{}")["body"], StreamingBody)
+
+    async with bedrock_server.async_client() as ac:
+        assert isinstance(ac, aiobotocore.client.AioBaseClient)
+        assert "_make_api_call" in vars(aiobotocore.client.AioBaseClient)
+        r = await ac.converse_stream(modelId=CLAUDE, messages=MSGS)
+        assert isinstance(r["stream"], aiobotocore.eventstream.AioEventStream)
+        assert isinstance(r["stream"], EventStream)  # check for the Aio type first
+        async for _ in r["stream"]:
+            pass

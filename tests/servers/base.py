@@ -1,13 +1,16 @@
 """Shared machinery for the fake provider HTTP servers used by the test-suite.
 
-Each provider module (``openai_server``, ``anthropic_server``, ``gemini_server``)
-subclasses :class:`FakeProviderServer`.  A server:
+Each provider module (``openai_server``, ``anthropic_server``, ``gemini_server``,
+``bedrock_server``, ``mistral_server``, ``cohere_server``, ``groq_server``,
+``ollama_server``) subclasses :class:`FakeProviderServer`.  A server:
 
 * listens on ``127.0.0.1`` on an ephemeral port (``server.url``), served by a
   ``ThreadingHTTPServer`` running in a daemon thread, speaking HTTP/1.1 with
-  keep-alive.  JSON bodies carry ``Content-Length``; SSE streams use chunked
-  transfer encoding by default (``server.sse_framing = "close"`` switches to a
-  close-delimited body, as some proxies do);
+  keep-alive.  JSON bodies carry ``Content-Length``; streamed bodies (SSE,
+  NDJSON, AWS event streams: ``Exchange.start_stream`` + ``stream_events`` /
+  ``stream_frames``) use chunked transfer encoding by default
+  (``server.sse_framing = "close"`` switches to a close-delimited body, as some
+  proxies do);
 * records every request in ``server.requests`` (:class:`RecordedRequest`:
   method, path, query, case-insensitive headers, parsed JSON body, plus the
   scenario/usage that was used to answer it);
@@ -20,9 +23,10 @@ subclasses :class:`FakeProviderServer`.  A server:
 
 Fault injection knobs live on every scenario (see :class:`ScenarioBase`):
 
-* ``drop_after=K``      -- send K SSE events, then kill the TCP connection
-                           mid-body (the client sees an incomplete chunked body);
-* ``truncate_after=K``  -- send K SSE events, then end the HTTP body cleanly but
+* ``drop_after=K``      -- send K stream events (SSE events, NDJSON lines, event-stream
+                           frames), then kill the TCP connection mid-body (the
+                           client sees an incomplete chunked body);
+* ``truncate_after=K``  -- send K events, then end the HTTP body cleanly but
                            without the provider's stream terminator
                            (``[DONE]`` / ``message_stop`` / final chunk);
 * ``chunk_delay=s``     -- sleep ``s`` seconds before every SSE event;
