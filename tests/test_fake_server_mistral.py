@@ -181,3 +181,28 @@ def test_sdk_tracing_hook_sends_traceparent_and_baggage_when_enabled(
     assert span.attributes["gen_ai.usage.input_tokens"] == 15
     assert span.attributes["gen_ai.usage.output_tokens"] == 8
     assert "gen_ai.input.messages" in span.attributes  # prompts too, unredacted in this mode
+
+
+def test_mistral_binding_facts(mistral_server: MistralFakeServer, monkeypatch) -> None:
+    """Sub-SDKs are made lazily by ``Mistral.__getattr__`` and cached on the instance, their
+    methods live on the classes (so a class patch reaches clients made before it), and
+    ``chat.parse`` goes through ``chat.complete``: wrapping both would count one call twice."""
+    from mistralai.client.chat import Chat
+
+    client = mistral_server.client()
+    assert "chat" not in vars(client)
+    chat = client.chat
+    assert vars(client)["chat"] is chat and type(chat) is Chat
+    assert "complete" not in vars(chat)
+
+    calls: list[str] = []
+    original = Chat.complete
+
+    def counting(self: Chat, **kwargs: Any) -> Any:
+        calls.append(kwargs["model"])
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(Chat, "complete", counting)
+    mistral_server.next(content='{"city": "Rome", "population": 3}')
+    client.chat.parse(response_format=City, model="m", messages=MSGS)
+    assert calls == ["m"]
