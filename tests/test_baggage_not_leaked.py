@@ -83,7 +83,6 @@ async def client_for(
 ) -> Any:
     """``client_for(provider, flavour)`` -> (SDK client, its fake server)."""
     from google import genai
-    from google.genai import types
 
     made: list[Any] = []
 
@@ -104,12 +103,10 @@ async def client_for(
             client = openai_server.async_client(default_headers=FRESH_CONNECTION)
             made.append(client)
         else:
-            client = genai.Client(
-                api_key="test-key",
-                http_options=types.HttpOptions(
-                    base_url=gemini_server.url, headers=FRESH_CONNECTION
-                ),
-            )
+            # The fake's options keep async calls on httpx even with aiohttp installed.
+            options = gemini_server.http_options()
+            options.headers = FRESH_CONNECTION
+            client = genai.Client(api_key="test-key", http_options=options)
             made.append(client)
         return client, openai_server if provider == "openai" else gemini_server
 

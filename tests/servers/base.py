@@ -1,13 +1,16 @@
 """Shared machinery for the fake provider HTTP servers used by the test-suite.
 
-Each provider module (``openai_server``, ``anthropic_server``, ``gemini_server``)
-subclasses :class:`FakeProviderServer`.  A server:
+Each provider module (``openai_server``, ``anthropic_server``, ``gemini_server``,
+``bedrock_server``, ``mistral_server``, ``cohere_server``, ``groq_server``,
+``ollama_server``) subclasses :class:`FakeProviderServer`.  A server:
 
 * listens on ``127.0.0.1`` on an ephemeral port (``server.url``), served by a
   ``ThreadingHTTPServer`` running in a daemon thread, speaking HTTP/1.1 with
-  keep-alive.  JSON bodies carry ``Content-Length``; SSE streams use chunked
-  transfer encoding by default (``server.sse_framing = "close"`` switches to a
-  close-delimited body, as some proxies do);
+  keep-alive.  JSON bodies carry ``Content-Length``; streamed bodies (SSE,
+  NDJSON, AWS event streams: ``Exchange.start_stream`` + ``stream_events`` /
+  ``stream_frames``) use chunked transfer encoding by default
+  (``server.sse_framing = "close"`` switches to a close-delimited body, as some
+  proxies do);
 * records every request in ``server.requests`` (:class:`RecordedRequest`:
   method, path, query, case-insensitive headers, parsed JSON body, plus the
   scenario/usage that was used to answer it);
@@ -20,9 +23,10 @@ subclasses :class:`FakeProviderServer`.  A server:
 
 Fault injection knobs live on every scenario (see :class:`ScenarioBase`):
 
-* ``drop_after=K``      -- send K SSE events, then kill the TCP connection
-                           mid-body (the client sees an incomplete chunked body);
-* ``truncate_after=K``  -- send K SSE events, then end the HTTP body cleanly but
+* ``drop_after=K``      -- send K stream events (SSE events, NDJSON lines, event-stream
+                           frames), then kill the TCP connection mid-body (the
+                           client sees an incomplete chunked body);
+* ``truncate_after=K``  -- send K events, then end the HTTP body cleanly but
                            without the provider's stream terminator
                            (``[DONE]`` / ``message_stop`` / final chunk);
 * ``chunk_delay=s``     -- sleep ``s`` seconds before every SSE event;
@@ -243,12 +247,17 @@ class Exchange:
         body = json.dumps(obj, separators=(",", ":")).encode()
         self.send_bytes(status, body, "application/json", headers)
 
-    # -- SSE -------------------------------------------------------------------
-    def start_sse(self, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
+    # -- streamed bodies ---------------------------------------------------------
+    def start_stream(
+        self, status: int, content_type: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Start a streamed body of any type (SSE, NDJSON, AWS event stream).
+
+        Framed as ``server.sse_framing`` says: chunked, or close-delimited.
+        """
         h = self._h
         h.send_response(status)
-        h.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        h.send_header("Cache-Control", "no-cache")
+        h.send_header("Content-Type", content_type)
         self._chunked = self._server.sse_framing == "chunked"
         if self._chunked:
             h.send_header("Transfer-Encoding", "chunked")
@@ -262,6 +271,13 @@ class Exchange:
         h.end_headers()
         h.wfile.flush()
         self._streaming = True
+
+    def start_sse(self, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
+        self.start_stream(
+            status,
+            "text/event-stream; charset=utf-8",
+            {"Cache-Control": "no-cache", **(headers or {})},
+        )
 
     def _write_body(self, data: bytes) -> None:
         if not data:
@@ -317,15 +333,29 @@ class Exchange:
         ``truncate_after`` count events over the concatenation of both lists.
         """
         all_events = [*events, *terminator]
-        for i, (name, data) in enumerate(all_events):
+        self._paced(all_events, scenario, lambda ev: self.sse(ev[1], event=ev[0], sep=sep))
+
+    def stream_frames(self, frames: Iterable[bytes], scenario: ScenarioBase) -> None:
+        """Send pre-encoded frames (NDJSON lines, event-stream messages) then end the body.
+
+        The scenario's ``drop_after`` / ``truncate_after`` / ``chunk_delay`` count frames.
+        """
+        self._paced(list(frames), scenario, self._send_frame)
+
+    def _send_frame(self, frame: bytes) -> None:
+        self._write_body(frame)
+        self.events_sent += 1
+
+    def _paced(self, items: list[Any], scenario: ScenarioBase, send: Any) -> None:
+        for i, item in enumerate(items):
             if scenario.drop_after is not None and i >= scenario.drop_after:
                 self.drop()
             if scenario.truncate_after is not None and i >= scenario.truncate_after:
                 break
             if scenario.chunk_delay:
                 time.sleep(scenario.chunk_delay)
-            self.sse(data, event=name, sep=sep)
-        if scenario.drop_after is not None and scenario.drop_after >= len(all_events):
+            send(item)
+        if scenario.drop_after is not None and scenario.drop_after >= len(items):
             self.drop()
         self.end_sse()
 

@@ -151,10 +151,28 @@ class GeminiFakeServer(FakeProviderServer[GeminiScenario]):
         garbage collected.
         """
         from google import genai
-        from google.genai import types
 
         kwargs.setdefault("api_key", "test-key")
-        return genai.Client(http_options=types.HttpOptions(base_url=self.url), **kwargs)
+        return genai.Client(http_options=self.http_options(), **kwargs)
+
+    def http_options(self) -> Any:
+        """``HttpOptions`` pointing here, async calls kept on the httpx backend.
+
+        With ``aiohttp`` importable (aiobotocore brings it) google-genai sends async
+        calls through aiohttp whatever ``GOOGLE_GENAI_HTTP_CLIENT`` says; an explicit
+        async transport of the selected backend (``httpx2`` unless that variable says
+        ``httpx``) keeps them on the same HTTP stack as the sync calls.
+        """
+        import importlib
+        import importlib.util
+
+        from google.genai import _api_client, types
+
+        options = types.HttpOptions(base_url=self.url)
+        if importlib.util.find_spec("aiohttp") is not None:
+            backend = importlib.import_module(_api_client._get_http_client_backend())
+            options.async_client_args = {"transport": backend.AsyncHTTPTransport()}
+        return options
 
     def vertex_client(self, *, express: bool = False, **kwargs: Any) -> Any:
         """A real Vertex AI-mode ``genai.Client`` pointed at this server.
@@ -166,7 +184,6 @@ class GeminiFakeServer(FakeProviderServer[GeminiScenario]):
         (paths ``/v1beta1/publishers/google/models/...``).
         """
         from google import genai
-        from google.genai import types
 
         if express:
             kwargs.setdefault("api_key", "test-key")
@@ -178,9 +195,7 @@ class GeminiFakeServer(FakeProviderServer[GeminiScenario]):
             kwargs.setdefault(
                 "credentials", google.oauth2.credentials.Credentials(token="fake-token")
             )
-        return genai.Client(
-            vertexai=True, http_options=types.HttpOptions(base_url=self.url), **kwargs
-        )
+        return genai.Client(vertexai=True, http_options=self.http_options(), **kwargs)
 
     def common_headers(self) -> dict[str, str]:
         return {"x-goog-request-id": self._next_id("greq"), "Vary": "Origin"}
