@@ -418,3 +418,29 @@ def test_bundled_prices_load_and_price_without_any_network_access():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip() == "0"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+def test_a_process_forked_while_prices_load_still_gets_them(delay):
+    """gunicorn --preload and friends: a fork during the background load must not leave the
+    child without list prices (or with genai-prices half imported)."""
+    script = textwrap.dedent(
+        f"""
+        import os, time
+        from opentelemetry_instrumentation_cmdrdata import pricing
+        pricer = pricing.pricer_for(True, None)  # starts the background load
+        time.sleep({delay})
+        pid = os.fork()
+        if pid == 0:
+            loaded = pricing.bundled_prices().wait(60)
+            cost = pricer.cost("openai", "gpt-4o", None, (1000, 100, 0, 0, 0))
+            os._exit(0 if loaded and cost is not None else 3)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "0", out.stderr

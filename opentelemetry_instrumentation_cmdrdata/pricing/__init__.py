@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .. import semconv as sc
-from .bundled import BundledPrices
+from .bundled import BundledPrices, register_fork_handler
 from .prices_file import PricesFileError, load_prices_file
 from .rates import EXACT, Rates
 
@@ -41,6 +41,7 @@ EVENT_WAIT_S = 10.0
 
 _log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
 _BUNDLED = BundledPrices()
+register_fork_handler(_BUNDLED)
 
 
 class Cost(NamedTuple):
@@ -74,9 +75,9 @@ class Reported:
     def cost(self) -> Cost:
         # repr() is the shortest text that reads back as this float: the number the provider
         # wrote in its JSON, where Decimal(float) would add the binary float's tail.
-        exponent = Decimal(repr(self.usd)).as_tuple().exponent
-        scale = max(0, -int(exponent))
-        return Cost(int(Decimal(repr(self.usd)).scaleb(scale, EXACT)), scale, self.source)
+        written = Decimal(repr(self.usd))
+        scale = max(0, -int(written.as_tuple().exponent))
+        return Cost(int(written.scaleb(scale, EXACT)), scale, self.source)
 
 
 def reported_cost(source: str, value: Any) -> Reported | None:
@@ -134,8 +135,12 @@ class Pricer:
         if reported is not None:  # LiteLLM's: after your negotiated rates, before list prices
             return reported.cost()
         bundled = self._bundled
-        if not bundled.ready and not (wait and bundled.wait(EVENT_WAIT_S)):
-            return None
+        if not bundled.ready:
+            if not wait:
+                bundled.start()  # in a forked child the loader must start again
+                return None
+            if not bundled.wait(EVENT_WAIT_S):
+                return None
         for model in (response_model, request_model):
             rates = bundled.rates(provider, model, when_ns) if model else None
             if rates is not None:

@@ -11,6 +11,8 @@ starts genai-prices' ``UpdatePrices`` elsewhere then cannot change what we repor
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -42,6 +44,7 @@ class BundledPrices:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
+        self._patient = True  # the exporter waits for the data once, not on every event
         self._snapshot: Any = None
         self._provider_ids: frozenset[str] = frozenset()
         self._models: dict[tuple[str, str], tuple[Any, Rates | None]] = {}
@@ -58,10 +61,26 @@ class BundledPrices:
                 self._thread.start()
 
     def wait(self, timeout: float) -> bool:
-        """Wait for the data (off the app's thread only); True once it is usable."""
+        """Wait for the data (off the app's thread only); True once it is usable.
+
+        After one wait that timed out, later calls do not wait: a loader that hangs must not
+        hold up every event.
+        """
         self.start()
-        self._ready.wait(timeout)
+        if not self._ready.wait(timeout if self._patient else 0):
+            self._patient = False
         return self._snapshot is not None
+
+    def after_fork_in_child(self) -> None:
+        """A fork while loading leaves the child with no loader thread and modules half
+        imported by it: forget both, so that start() loads them again."""
+        if self._thread is None or self._ready.is_set():
+            return
+        for name in _half_imported_by_other_threads():
+            sys.modules.pop(name, None)
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._thread = None
 
     @property
     def ready(self) -> bool:
@@ -131,6 +150,30 @@ class BundledPrices:
             return self._snapshot.find_provider_model(model, None, provider_id, None)[1]
         except LookupError:
             return None
+
+
+def _half_imported_by_other_threads() -> list[str]:
+    """Modules still executing their import in a thread that the fork did not copy."""
+    import importlib._bootstrap as bootstrap  # where import keeps its per-module locks
+
+    me = threading.get_ident()
+    locks = getattr(bootstrap, "_module_locks", {})
+    names = []
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if spec is None or not getattr(spec, "_initializing", False):
+            continue
+        ref = locks.get(name)
+        lock = ref() if callable(ref) else None
+        if lock is not None and getattr(lock, "owner", None) == me:
+            continue  # the forking thread's own import goes on in the child
+        names.append(name)
+    return names
+
+
+def register_fork_handler(bundled: BundledPrices) -> None:
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=bundled.after_fork_in_child)
 
 
 def _to_rates(prices: Any) -> Rates | None:
