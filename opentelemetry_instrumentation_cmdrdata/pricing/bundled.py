@@ -76,8 +76,11 @@ class BundledPrices:
         imported by it: forget both, so that start() loads them again."""
         if self._thread is None or self._ready.is_set():
             return
-        for name in _half_imported_by_other_threads():
-            sys.modules.pop(name, None)
+        try:
+            for name in _half_imported_by_other_threads():
+                sys.modules.pop(name, None)
+        except Exception as exc:  # never an error in the app's fork
+            _log.debug("cmdrdata: after fork: %r", exc)
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._thread = None
