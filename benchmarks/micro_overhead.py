@@ -177,6 +177,41 @@ def main() -> None:
 
     row("Invocation() + on_response + finish()", _median_us(start_on_response_finish, n, rep))
 
+    # The same with pricing off (CMDRDATA_COST=false), interleaved: the price of pricing.
+    import dataclasses
+
+    from opentelemetry_instrumentation_cmdrdata import pricing
+
+    pricing.bundled_prices().wait(120)  # loaded before timing, as in a running app
+    no_cost = dataclasses.replace(telemetry, pricer=None)
+
+    def start_on_response_finish_no_cost() -> None:
+        inv = Invocation(no_cost, target.operation, info, None, {})
+        hooks.on_response(inv, target, response)
+        inv.finish()
+
+    row(
+        "Invocation() + on_response + finish(), cost off",
+        _median_us(start_on_response_finish_no_cost, n, rep),
+    )
+    end_attributes = {
+        "gen_ai.response.model": response.model,
+        "gen_ai.usage.input_tokens": response.usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": response.usage.completion_tokens,
+        "gen_ai.usage.cache_read.input_tokens": 0,
+        "gen_ai.usage.reasoning.output_tokens": 0,
+    }
+    row(
+        "pricing.add_span_cost alone (cached rates: the per-call part)",
+        _median_us(
+            lambda: pricing.add_span_cost(
+                telemetry.pricer, dict(end_attributes), "openai", canned.OPENAI_MODEL, None
+            ),
+            n,
+            rep,
+        ),
+    )
+
     inv0 = Invocation(telemetry, target.operation, info, None, {})
     row(
         "hooks.on_response alone",

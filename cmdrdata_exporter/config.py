@@ -44,6 +44,8 @@ _ENV_KEYS = (
     "span_source",
     "disabled",
     "bill_unsampled",
+    "cost",
+    "prices_file",
 )
 # Tuning knobs with no variable; the underscored ones exist so tests can run fast.
 _TUNING_DEFAULTS: dict[str, float | int] = {
@@ -136,6 +138,8 @@ class Settings:
     poll_interval: float
     batch_size: int
     problems: tuple[Problem, ...] = field(default=())
+    cost: bool = True
+    prices_file: str | None = None
 
     @property
     def spool_path(self) -> Path:
@@ -314,5 +318,7 @@ def resolve(
         auth_retry=float(tuning["_auth_retry"]),
         poll_interval=float(tuning["_poll_interval"]),
         batch_size=int(tuning["_batch_size"]),
+        cost=r.boolean("cost", True),
+        prices_file=r.text("prices_file", "") or None,
         problems=tuple(r.problems),
     )

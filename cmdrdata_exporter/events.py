@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from cmdrdata_exporter.diagnostics import DEFAULT_DROPS, Drops
+from opentelemetry_instrumentation_cmdrdata import pricing
 
 try:
     from opentelemetry_instrumentation_cmdrdata import semconv
@@ -243,6 +244,24 @@ def _convert(span: ReadableSpan, settings: EventSettings, drops: Drops) -> dict[
         "span_id": f"{span_id:016x}",
         "service_name": clip(service, drops, "service.name") if isinstance(service, str) else None,
     }
+    cost = pricing.event_cost(
+        pricing.pricer_for(getattr(settings, "cost", True), getattr(settings, "prices_file", None)),
+        attrs,
+        provider_name,
+        model,
+        request_model,
+        (
+            input_tokens,
+            output_tokens,
+            metadata["cache_read_input_tokens"],
+            metadata["cache_write_input_tokens"],
+            metadata["reasoning_output_tokens"],
+        ),
+        start,
+    )
+    if cost is not None:
+        metadata["cost_usd"] = cost.text()
+        metadata["cost_source"] = cost.source
     _merge_customer_metadata(attrs, metadata, drops)
     return {
         "customer_id": customer,

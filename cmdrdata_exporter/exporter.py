@@ -26,7 +26,7 @@ from cmdrdata_exporter.events import RecentIds, encode, spans_to_events
 from cmdrdata_exporter.intake import DirectIntake
 from cmdrdata_exporter.sender import Delivery, Sender
 from cmdrdata_exporter.spool import ResilientSpool
-from opentelemetry_instrumentation_cmdrdata import billing
+from opentelemetry_instrumentation_cmdrdata import billing, pricing
 
 logger = logging.getLogger("cmdrdata_exporter")
 
@@ -43,7 +43,8 @@ class CmdrDataSpanExporter(SpanExporter):
 
     With no arguments it reads ``CMDRDATA_*`` from the environment and never raises; keyword
     arguments (``api_key=``, ``endpoint=``, ``timeout=``, ``spool_dir=``, ``spool=``,
-    ``default_customer_id=``, ``span_source=``, ``disabled=``, ``bill_unsampled=``,
+    ``default_customer_id=``, ``span_source=``, ``disabled=``, ``bill_unsampled=``, ``cost=``,
+    ``prices_file=``,
     ``max_spool_events=``, ``shutdown_timeout=``, ``concurrency=``) override it and are
     validated strictly.
     """
@@ -60,6 +61,8 @@ class CmdrDataSpanExporter(SpanExporter):
         self._delivery: Delivery | None = None
         self._sender: Sender | None = None
         s = self._settings
+        # At start: a broken prices file is logged now, and list prices load in the background.
+        pricing.pricer_for(s.cost and not s.disabled, s.prices_file)
         if not s.disabled:
             spool_dir = s.spool_dir if s.spool == "sqlite" else None
             self._spool = ResilientSpool(spool_dir, s.max_spool_events, self._drops)

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import billing
+from . import billing, pricing
 from . import semconv as sc
 from .version import __version__
 
@@ -68,6 +68,7 @@ class Invocation:
         "metric_attributes",
         "output_tokens",
         "reasoning_tokens",
+        "reported_cost",
         "response_id",
         "response_model",
         "span",
@@ -91,6 +92,7 @@ class Invocation:
         self.cache_read_tokens: int | None = None
         self.cache_write_tokens: int | None = None
         self.reasoning_tokens: int | None = None
+        self.reported_cost: pricing.Reported | None = None  # OpenRouter's usage.cost
         self.response_id: str | None = None
         self.response_model: str | None = None
         self.finish_reasons: list[str] | None = None
@@ -185,6 +187,16 @@ class Invocation:
         err_type = error_type(error) if error is not None else None
         if err_type is not None:
             attributes[sc.ERROR_TYPE] = err_type
+        pricer = self.telemetry.pricer
+        if pricer is not None:
+            known = self.metric_attributes
+            pricing.add_span_cost(
+                pricer,
+                attributes,
+                known.get(sc.GEN_AI_PROVIDER_NAME),
+                known.get(sc.GEN_AI_REQUEST_MODEL),
+                self.reported_cost,
+            )
         if attributes:
             span.set_attributes(attributes)
         if err_type is not None:

@@ -68,3 +68,7 @@ PROVIDER_OPENAI = "openai"
 PROVIDER_ANTHROPIC = "anthropic"
 PROVIDER_GEMINI = "gcp.gemini"
 PROVIDER_VERTEX_AI = "gcp.vertex_ai"
+
+# Ours: what the call cost (SPEC section 12). Never a metric attribute.
+CMDRDATA_COST_USD = "cmdrdata.cost.usd"
+CMDRDATA_COST_SOURCE = "cmdrdata.cost.source"

@@ -12,7 +12,7 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from . import semconv
+from . import pricing, semconv
 from .version import __version__
 
 _log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
@@ -59,6 +59,7 @@ class Telemetry:
     tracer_provider: Any = None
     active: bool = True
     metrics_off: bool = False  # a no-op MeterProvider: it never records
+    pricer: pricing.Pricer | None = None  # None: CMDRDATA_COST=false
 
     def records_metrics(self) -> bool:
         """False while a point would go nowhere: no MeterProvider set yet, or a no-op one.
@@ -99,4 +100,7 @@ def build_telemetry(tracer_provider: Any = None, meter_provider: Any = None) -> 
         inject_stream_usage=env_flag("CMDRDATA_INJECT_STREAM_USAGE", True),
         tracer_provider=tracer_provider,
         metrics_off=isinstance(duration_histogram, metrics.NoOpHistogram),
+        pricer=pricing.pricer_for(
+            env_flag("CMDRDATA_COST", True), os.environ.get("CMDRDATA_PRICES_FILE") or None
+        ),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .. import pricing
 from .. import semconv as sc
 from ..invocation import log_internal_error
 from ..patching import TRANSPORT, call_with_pending_kwargs, take_call_kwargs
@@ -46,6 +47,8 @@ _HOST_DOMAINS: tuple[tuple[str, str], ...] = (
     ("openrouter.ai", "openrouter"),
 )
 _OLLAMA_PORT = 11434
+# Services whose usage.cost is what they charged, in USD.
+_REPORTS_COST = frozenset(("openrouter",))
 
 
 def provider_for_host(host: str | None, port: int | None) -> str:
@@ -269,6 +272,9 @@ def _record_usage(invocation: Invocation, usage: Any, names: tuple[str, ...]) ->
     output_details = getattr(usage, output_details_name, None)
     if output_details is not None:
         invocation.reasoning_tokens = token_count(getattr(output_details, "reasoning_tokens", None))
+    extra = getattr(usage, "__pydantic_extra__", None)  # fields the SDK does not declare
+    if extra and invocation.metric_attributes.get(sc.GEN_AI_PROVIDER_NAME) in _REPORTS_COST:
+        invocation.reported_cost = pricing.reported_cost(pricing.PROVIDER, extra.get("cost"))
 
 
 # Chat and legacy completions: prompt_tokens already include cached tokens.

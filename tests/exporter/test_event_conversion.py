@@ -37,6 +37,14 @@ def test_full_event_from_a_real_span(make_spans):
     event = span_to_event(span, DEFAULTS)
     assert event is not None
     meta = event.pop("metadata")
+    genai_prices = pytest.importorskip("genai_prices")
+    price = genai_prices.calc_price(
+        genai_prices.Usage(
+            input_tokens=1200, cache_read_tokens=1000, cache_write_tokens=7, output_tokens=300
+        ),
+        "gpt-4o-mini-2024-07-18",
+        provider_id="openai",
+    ).total_price
     assert event == {
         "customer_id": "cust-42",
         "model": "gpt-4o-mini-2024-07-18",
@@ -66,6 +74,8 @@ def test_full_event_from_a_real_span(make_spans):
         "trace_id": f"{span.context.trace_id:032x}",
         "span_id": f"{span.context.span_id:016x}",
         "service_name": "checkout-api",
+        "cost_usd": format(price.normalize(), "f"),
+        "cost_source": f"genai-prices {genai_prices.__version__}",
         "plan": "pro",
     }
     uuid.UUID(meta["event_id"])

@@ -94,6 +94,8 @@ class OpenAIUsage:
     rejected_prediction_tokens: int = 0
     #: Responses API ``input_tokens_details.cache_write_tokens``
     cache_write_tokens: int = 0
+    #: ``usage.cost`` in USD, as OpenRouter reports what it charged (omitted when None)
+    cost: float | None = None
 
     def __post_init__(self) -> None:
         if self.total_tokens is None:
@@ -108,22 +110,29 @@ class OpenAIUsage:
     def output_tokens(self) -> int:
         return self.completion_tokens
 
+    def _with_cost(self, usage: dict[str, Any]) -> dict[str, Any]:
+        if self.cost is not None:
+            usage["cost"] = self.cost
+        return usage
+
     def chat_json(self) -> dict[str, Any]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-            "prompt_tokens_details": {
-                "cached_tokens": self.cached_tokens,
-                "audio_tokens": self.prompt_audio_tokens,
-            },
-            "completion_tokens_details": {
-                "reasoning_tokens": self.reasoning_tokens,
-                "audio_tokens": self.completion_audio_tokens,
-                "accepted_prediction_tokens": self.accepted_prediction_tokens,
-                "rejected_prediction_tokens": self.rejected_prediction_tokens,
-            },
-        }
+        return self._with_cost(
+            {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens,
+                "prompt_tokens_details": {
+                    "cached_tokens": self.cached_tokens,
+                    "audio_tokens": self.prompt_audio_tokens,
+                },
+                "completion_tokens_details": {
+                    "reasoning_tokens": self.reasoning_tokens,
+                    "audio_tokens": self.completion_audio_tokens,
+                    "accepted_prediction_tokens": self.accepted_prediction_tokens,
+                    "rejected_prediction_tokens": self.rejected_prediction_tokens,
+                },
+            }
+        )
 
     def completions_json(self) -> dict[str, Any]:
         return {
@@ -133,16 +142,18 @@ class OpenAIUsage:
         }
 
     def responses_json(self) -> dict[str, Any]:
-        return {
-            "input_tokens": self.prompt_tokens,
-            "input_tokens_details": {
-                "cached_tokens": self.cached_tokens,
-                "cache_write_tokens": self.cache_write_tokens,
-            },
-            "output_tokens": self.completion_tokens,
-            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
-            "total_tokens": self.total_tokens,
-        }
+        return self._with_cost(
+            {
+                "input_tokens": self.prompt_tokens,
+                "input_tokens_details": {
+                    "cached_tokens": self.cached_tokens,
+                    "cache_write_tokens": self.cache_write_tokens,
+                },
+                "output_tokens": self.completion_tokens,
+                "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+                "total_tokens": self.total_tokens,
+            }
+        )
 
     def embeddings_json(self) -> dict[str, Any]:
         return {"prompt_tokens": self.prompt_tokens, "total_tokens": self.prompt_tokens}
