@@ -1,4 +1,4 @@
-"""``cmdrdata-exporter status | flush | check``: look at and drain the spool from a shell.
+"""``cmdrdata-exporter status | flush | check | requeue``: the spool, from a shell.
 
 It reads the same ``CMDRDATA_*`` environment as the exporter, so run it with the environment
 of the application whose spool you mean.
@@ -15,10 +15,10 @@ import sys
 import time
 from typing import Any, TextIO
 
-from cmdrdata_exporter.config import Settings, mask_key, resolve
+from cmdrdata_exporter.config import DEFAULT_ENDPOINT, Settings, display_url, mask_key, resolve
 from cmdrdata_exporter.diagnostics import Drops
-from cmdrdata_exporter.sender import Delivery, suppressed
-from cmdrdata_exporter.spool import SqliteSpool
+from cmdrdata_exporter.sender import Delivery, probe, suppressed
+from cmdrdata_exporter.spool import SqliteSpool, health
 
 _PROGRESS_MIN = 200  # backlogs smaller than this finish before a bar is worth drawing
 
@@ -30,6 +30,14 @@ def _open_spool(settings: Settings) -> SqliteSpool | None:
     return SqliteSpool(settings.spool_dir, settings.max_spool_events, Drops())
 
 
+def _when(at: float | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)) if at else "?"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _status(settings: Settings, as_json: bool, out: TextIO) -> int:
     spool = _open_spool(settings)
     if spool is None:
@@ -39,10 +47,11 @@ def _status(settings: Settings, as_json: bool, out: TextIO) -> int:
             else (f"{settings.spool_path} (not created yet)")
         )
         info: dict[str, Any] = {"queued": 0, "delivered": 0, "rejected": 0, "rejections": []}
-        info.update(last_error=None, spool=where)
+        info.update(health({}), spool=where)
     else:
         info = spool.stats(rejection_limit=1000)
         spool.close()
+    info["endpoint"] = display_url(settings.endpoint)
     info["problems"] = [p.message for p in settings.problems]
     if as_json:
         json.dump(info, out, indent=2)
@@ -55,11 +64,29 @@ def _status(settings: Settings, as_json: bool, out: TextIO) -> int:
         out.write(f"  {r['event_id']}  HTTP {r['status']}  {r['reply']}\n")
     if info["rejected"] > len(info["rejections"]):
         out.write(f"  ... and {info['rejected'] - len(info['rejections'])} more\n")
-    out.write(f"last error {info['last_error'] or '-'}\n")
+    out.write(f"endpoint   {info['endpoint']}\n")
+    if info["paused"]:
+        out.write(f"paused     {_PAUSED[info['paused']]}\n")
+    out.write(f"last error {_last_error(info)}\n")
     out.write(f"spool      {info['spool']}\n")
     for problem in info["problems"]:
         out.write(f"problem    {problem}\n")
     return 0
+
+
+_PAUSED = {
+    "auth": "cmdrdata refused the API key; events wait until it is accepted",
+    "endpoint": "the endpoint is not the events API; events wait until it is fixed",
+}
+
+
+def _last_error(info: dict[str, Any]) -> str:
+    if not info["last_error"]:
+        return "-"
+    text = f"{_one_line(info['last_error'])} (at {_when(info['last_error_at'])}"
+    if info["last_error_cleared"]:
+        text += f"; cleared: delivered since, last at {_when(info['last_success_at'])}"
+    return text + ")"
 
 
 class _Progress:
@@ -118,11 +145,11 @@ def _flush(settings: Settings, timeout: float, out: TextIO, err: TextIO) -> int:
     return 0 if after["queued"] == 0 and rejected == 0 else 1
 
 
-def _check(settings: Settings, out: TextIO) -> int:
+def _check(settings: Settings, offline: bool, out: TextIO) -> int:
     problems = [p.message for p in settings.problems]
     key = mask_key(settings.api_key) if settings.api_key else "problem"
     out.write(f"api key    {key}\n")
-    out.write(f"endpoint   {settings.endpoint}\n")
+    out.write(f"endpoint   {display_url(settings.endpoint)}\n")
     if settings.spool == "sqlite":
         try:
             SqliteSpool(settings.spool_dir, settings.max_spool_events, Drops()).close()
@@ -131,10 +158,53 @@ def _check(settings: Settings, out: TextIO) -> int:
             problems.append(f"spool dir {settings.spool_dir} is not writable ({exc})")
     else:
         out.write("spool      memory\n")
+    if offline:
+        out.write("request    not made (--offline): key and endpoint not checked with cmdrdata\n")
+    elif settings.delivery_blocker:
+        out.write("request    not made: fix the key and endpoint first\n")
+    else:
+        verdict, problem = _probe_verdict(settings)
+        out.write(f"request    POST {{}}: {verdict}\n")
+        if problem:
+            problems.append(problem)
     for problem in problems:
         out.write(f"problem    {problem}\n")
     out.write("ok\n" if not problems else f"{len(problems)} problem(s)\n")
     return 1 if problems else 0
+
+
+def _probe_verdict(settings: Settings) -> tuple[str, str | None]:
+    """What one request that records nothing says about the key and endpoint."""
+    kind, status, reply = probe(settings)
+    url = display_url(settings.endpoint)
+    if kind == "unreachable":
+        return "no answer", f"cannot reach the endpoint {url} ({reply})"
+    answer = f"HTTP {status} {_one_line(reply)[:120]}".rstrip()
+    if kind in ("rejected", "delivered"):
+        return f"{answer} (key accepted)", None
+    if kind == "auth":
+        return answer, f"cmdrdata rejected the API key (HTTP {status} from {url})"
+    if kind == "endpoint":
+        return answer, (
+            f"wrong endpoint: {url} answered HTTP {status}, it is not cmdrdata's events API "
+            f"(the default is {DEFAULT_ENDPOINT})"
+        )
+    return answer, f"the endpoint {url} is unavailable now (HTTP {status}); try again later"
+
+
+def _requeue(settings: Settings, status: int | None, out: TextIO) -> int:
+    spool = _open_spool(settings) if settings.spool == "sqlite" else None
+    moved = 0
+    if spool is not None:
+        try:
+            moved = spool.requeue(status)
+        finally:
+            spool.close()
+    which = "rejected" if status is None else f"rejected with HTTP {status}"
+    out.write(f"requeued {moved} event(s) {which}\n")
+    if moved:
+        out.write("they go out with the next delivery (or now: cmdrdata-exporter flush)\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,11 +213,25 @@ def main(argv: list[str] | None = None) -> int:
         description="Inspect and deliver the cmdrdata exporter's spool (reads CMDRDATA_*).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    status = commands.add_parser("status", help="queued, delivered and rejected events")
+    status = commands.add_parser(
+        "status", help="queued, delivered and rejected events, the endpoint, the last error"
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    flush = commands.add_parser("flush", help="deliver everything queued now")
+    flush = commands.add_parser(
+        "flush", help="deliver what is queued now, ignoring retry timers and pauses"
+    )
     flush.add_argument("--timeout", type=float, default=300.0, help="give up after N seconds")
-    commands.add_parser("check", help="validate the key, endpoint and spool dir")
+    check = commands.add_parser(
+        "check",
+        help="validate the key, endpoint and spool dir, with one request that records nothing",
+    )
+    check.add_argument(
+        "--offline", action="store_true", help="check formats and the spool dir only, no request"
+    )
+    requeue = commands.add_parser("requeue", help="move rejected events back to the queue")
+    requeue.add_argument(
+        "--status", type=int, metavar="CODE", help="only those rejected with this HTTP status"
+    )
     args = parser.parse_args(argv)
     if args.command == "flush" and not (args.timeout > 0 and math.isfinite(args.timeout)):
         parser.error("--timeout must be a positive number of seconds")
@@ -159,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         return _status(settings, args.json, out)
     if args.command == "flush":
         return _flush(settings, args.timeout, out, err)
-    return _check(settings, out)
+    if args.command == "requeue":
+        return _requeue(settings, args.status, out)
+    return _check(settings, args.offline, out)
 
 
 if __name__ == "__main__":

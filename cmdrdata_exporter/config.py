@@ -68,6 +68,19 @@ def mask_key(key: str | None) -> str:
     return (match.group(1) if match else "") + "****"
 
 
+def display_url(url: str) -> str:
+    """The URL for a log line or the CLI: without a ``user:password@`` or a query string."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    except ValueError:
+        return "<invalid URL>"
+    return f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else parts.path
+
+
 def default_spool_dir(environ: Mapping[str, str]) -> Path:
     """The per-user cache dir, as XDG describes it (no platformdirs dependency)."""
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

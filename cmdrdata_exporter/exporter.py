@@ -223,9 +223,7 @@ class CmdrDataSpanExporter(SpanExporter):
         else:
             info = self._spool.stats()
         info["paused"] = self._settings.delivery_blocker or (
-            self._delivery.pause_reason
-            if self._delivery is not None and self._delivery.paused_until > time.time()
-            else None
+            self._delivery.paused if self._delivery is not None else None
         )
         info["dropped"] = self._drops.snapshot()
         info["buffered"] = self._intake.pending() if self._intake is not None else 0
