@@ -38,7 +38,9 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _status(settings: Settings, as_json: bool, out: TextIO) -> int:
+def _status(
+    settings: Settings, as_json: bool, max_age: float | None, out: TextIO, err: TextIO
+) -> int:
     spool = _open_spool(settings)
     if spool is None:
         where = (
@@ -47,19 +49,26 @@ def _status(settings: Settings, as_json: bool, out: TextIO) -> int:
             else (f"{settings.spool_path} (not created yet)")
         )
         info: dict[str, Any] = {"queued": 0, "delivered": 0, "rejected": 0, "rejections": []}
+        info["oldest_queued_age_s"] = None
         info.update(health({}), spool=where)
     else:
         info = spool.stats(rejection_limit=1000)
         spool.close()
     info["endpoint"] = display_url(settings.endpoint)
+    info["paused"] = settings.blocked_by or info["paused"]
     info["problems"] = [p.message for p in settings.problems]
+    alarms = _alarms(info, max_age)
+    for alarm in alarms:
+        err.write(f"{alarm}\n")
     if as_json:
         json.dump(info, out, indent=2)
         out.write("\n")
-        return 0
+        return 1 if alarms else 0
     out.write(f"queued     {info['queued']}\n")
     out.write(f"delivered  {info['delivered']}\n")
     out.write(f"rejected   {info['rejected']}\n")
+    if info["oldest_queued_age_s"] is not None:
+        out.write(f"oldest     queued {info['oldest_queued_age_s']:.0f} s ago\n")
     for r in info["rejections"]:
         out.write(f"  {r['event_id']}  HTTP {r['status']}  {r['reply']}\n")
     if info["rejected"] > len(info["rejections"]):
@@ -71,7 +80,18 @@ def _status(settings: Settings, as_json: bool, out: TextIO) -> int:
     out.write(f"spool      {info['spool']}\n")
     for problem in info["problems"]:
         out.write(f"problem    {problem}\n")
-    return 0
+    return 1 if alarms else 0
+
+
+def _alarms(info: dict[str, Any], max_age: float | None) -> list[str]:
+    """What an operator's health check should fail on: a pause, or a backlog too old."""
+    alarms = []
+    if info["paused"]:
+        alarms.append(f"delivery is paused: {_PAUSED[info['paused']]}")
+    age = info["oldest_queued_age_s"]
+    if max_age is not None and age is not None and age > max_age:
+        alarms.append(f"the oldest queued event has waited {age:.0f} s (--max-age {max_age:g})")
+    return alarms
 
 
 _PAUSED = {
@@ -216,7 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     status = commands.add_parser(
         "status", help="queued, delivered and rejected events, the endpoint, the last error"
     )
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.add_argument(
+        "--max-age",
+        type=float,
+        metavar="SECONDS",
+        help="exit non-zero when the oldest queued event is older (it always does when paused)",
+    )
     flush = commands.add_parser(
         "flush", help="deliver what is queued now, ignoring retry timers and pauses"
     )
@@ -235,12 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "flush" and not (args.timeout > 0 and math.isfinite(args.timeout)):
         parser.error("--timeout must be a positive number of seconds")
+    if args.command == "status" and args.max_age is not None and not args.max_age >= 0:
+        parser.error("--max-age must be a number of seconds")
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     settings = resolve({}, os.environ)
     out, err = sys.stdout, sys.stderr
     if args.command == "status":
-        return _status(settings, args.json, out)
+        return _status(settings, args.json, args.max_age, out, err)
     if args.command == "flush":
         return _flush(settings, args.timeout, out, err)
     if args.command == "requeue":

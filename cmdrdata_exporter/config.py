@@ -126,7 +126,7 @@ class Problem:
 
     level: int
     message: str
-    blocks_delivery: bool = False
+    blocks: str | None = None  # "auth" or "endpoint": events wait until this is fixed
 
 
 @dataclass(frozen=True, repr=False)
@@ -155,10 +155,15 @@ class Settings:
         return self.spool_dir / SPOOL_FILE
 
     @property
+    def blocked_by(self) -> str | None:
+        """``auth`` or ``endpoint`` when the settings keep events waiting, else None."""
+        return next((p.blocks for p in self.problems if p.blocks), None)
+
+    @property
     def delivery_blocker(self) -> str | None:
         """Why events must wait in the spool (bad key or endpoint), else None."""
         for problem in self.problems:
-            if problem.blocks_delivery:
+            if problem.blocks:
                 return problem.message
         return None
 
@@ -188,7 +193,7 @@ class _Resolver:
             return self.overrides[name], True, f"{name}="
         return self.environ.get(var), False, var
 
-    def bad(self, explicit: bool, message: str, *, blocks: bool = False, level=logging.ERROR):
+    def bad(self, explicit: bool, message: str, *, blocks: str | None = None, level=logging.ERROR):
         if explicit:
             raise ValueError(message)
         self.problems.append(Problem(level, message, blocks))
@@ -258,7 +263,7 @@ class _Resolver:
         self.bad(
             explicit,
             f"{where} {problem}; events are kept in the spool until a valid key is configured",
-            blocks=True,
+            blocks="auth",
         )
         return None
 
@@ -272,7 +277,7 @@ class _Resolver:
             self.bad(
                 explicit,
                 f"{where} {endpoint!r} {problem}; events are kept in the spool until it is fixed",
-                blocks=True,
+                blocks="endpoint",
             )
         return endpoint
 

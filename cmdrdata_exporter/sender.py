@@ -20,10 +20,11 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 import httpx
 from opentelemetry import context as otel_context
@@ -105,6 +106,13 @@ def classify(status: int) -> str:
     return "retry"
 
 
+class Recorder(Protocol):
+    """Where delivery reports what it settled (``metrics.ExporterMetrics``)."""
+
+    def delivered(self, bodies: Sequence[str], now: float) -> None: ...
+    def rejected(self, statuses: Iterable[int]) -> None: ...
+
+
 def request_headers(settings: Settings) -> dict[str, str]:
     """The headers of every request to cmdrdata (events and ``check``'s probe)."""
     return {
@@ -165,6 +173,14 @@ def settle_batch(
             if attempt.kind in BLOCKING:
                 outcome.last_error = attempt.detail
     return outcome, pause
+
+
+def _record(metrics: Recorder, batch: Sequence[Claimed], outcome: Outcome) -> None:
+    if outcome.delivered:
+        delivered = set(outcome.delivered)
+        metrics.delivered([c.body for c in batch if c.event_id in delivered], time.time())
+    if outcome.rejected:
+        metrics.rejected([status for _, status, _ in outcome.rejected])
 
 
 def _refusal_reason(attempt: Attempt, endpoint: str) -> str:
@@ -256,10 +272,13 @@ _FAST_REQUEST_SECONDS = 0.004
 class Delivery:
     """Claims events from the spool, POSTs them, and records each outcome."""
 
-    def __init__(self, settings: Settings, spool: Spool, drops: Drops):
+    def __init__(
+        self, settings: Settings, spool: Spool, drops: Drops, metrics: Recorder | None = None
+    ):
         self.settings = settings
         self.spool = spool
         self.drops = drops
+        self.metrics = metrics
         self.owner = f"{platform.node()}:{uuid.uuid4().hex[:12]}"
         self.lease = settings.timeout * (math.ceil(settings.batch_size / settings.concurrency) + 2)
         self.pause = Pause()
@@ -358,6 +377,8 @@ class Delivery:
         done = [(c, a) for c, a in zip(batch, results, strict=True) if a is not None]
         outcome = self._apply([c for c, _ in done], [a for _, a in done])
         self.spool.settle(self.owner, outcome)
+        if self.metrics is not None and (outcome.delivered or outcome.rejected):
+            _record(self.metrics, batch, outcome)
         return len(batch), len(outcome.delivered) + len(outcome.rejected)
 
     def _apply(self, batch: Sequence[Claimed], attempts: Sequence[Attempt]) -> Outcome:

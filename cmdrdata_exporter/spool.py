@@ -86,8 +86,13 @@ class Spool(Protocol):
     def in_flight(self, owner: str) -> int: ...
     def stats(self, rejection_limit: int = 100) -> dict[str, Any]: ...
     def requeue(self, status: int | None = None) -> int: ...
+    def queue_state(self) -> tuple[int, float | None]: ...
     def release_owner(self, owner: str) -> None: ...
     def close(self) -> None: ...
+
+
+def _age(since: float | None) -> float | None:
+    return None if since is None else round(max(0.0, time.time() - since), 3)
 
 
 def _health_changes(outcome: Outcome, now: float) -> list[tuple[str, Any]]:
@@ -102,9 +107,9 @@ def _health_changes(outcome: Outcome, now: float) -> list[tuple[str, Any]]:
     return changes
 
 
-def _full_warning(drops: Drops, cap: int, where: str, n: int) -> None:
+def _full_warning(drops: Drops, kind: str, cap: int, where: str, n: int) -> None:
     drops.count(
-        "spool_full",
+        kind,
         f"the spool {where} holds its maximum of {cap} events; new events are dropped "
         "and counted until the sender catches up",
         n,
@@ -214,7 +219,9 @@ class SqliteSpool:
             with self._txn(conn):
                 room = self._room(conn, len(rows))
                 if room < len(rows):
-                    _full_warning(self._drops, self._max, str(self.path), len(rows) - room)
+                    _full_warning(
+                        self._drops, "spool_full", self._max, str(self.path), len(rows) - room
+                    )
                     rows = rows[:room]
                 before = conn.total_changes
                 conn.executemany(
@@ -230,7 +237,9 @@ class SqliteSpool:
         # (Two statements: SQLite answers a lone min() or max() from the index, not both.)
         (lo,) = conn.execute("SELECT min(rowid) FROM events").fetchone()
         (hi,) = conn.execute("SELECT max(rowid) FROM events").fetchone()
-        if lo is None or hi - lo + 1 + wanted <= self._max:
+        if lo is None:  # empty: one batch larger than the cap must still be capped
+            return min(wanted, self._max)
+        if hi - lo + 1 + wanted <= self._max:
             return wanted
         (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
         return max(0, min(wanted, self._max - count))
@@ -320,9 +329,10 @@ class SqliteSpool:
                 "SELECT event_id, status, reply, at FROM rejected ORDER BY at DESC LIMIT ?",
                 (rejection_limit,),
             ).fetchall()
-            queued = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            queued, oldest = self.queue_state()
         return {
             "queued": queued,
+            "oldest_queued_age_s": _age(oldest),
             "delivered": int(meta.get("delivered", 0)),
             "rejected": rejected,
             "rejections": [
@@ -331,6 +341,14 @@ class SqliteSpool:
             **health(meta),
             "spool": self.description,
         }
+
+    def queue_state(self) -> tuple[int, float | None]:
+        """(events awaiting delivery, when the oldest of them was queued)."""
+        with self._lock:
+            count, oldest = (
+                self._c().execute("SELECT count(*), min(created) FROM events").fetchone()
+            )
+        return count, oldest
 
     def requeue(self, status: int | None = None) -> int:
         """Move rejected events (all, or those answered ``status``) back to the queue."""
@@ -393,7 +411,7 @@ class MemorySpool:
                 if eid in self._rows:
                     continue
                 if len(self._rows) >= self._max:
-                    _full_warning(self._drops, self._max, "in memory", 1)
+                    _full_warning(self._drops, "memory_queue_full", self._max, "in memory", 1)
                     continue
                 self._rows[eid] = _Row(body, now, now)
                 added += 1
@@ -455,6 +473,11 @@ class MemorySpool:
                 self._rows.setdefault(r["event_id"], _Row(r["body"], now, now))
         return len(back)
 
+    def queue_state(self) -> tuple[int, float | None]:
+        with self._lock:
+            oldest = min((r.created for r in self._rows.values()), default=None)
+            return len(self._rows), oldest
+
     def release_owner(self, owner: str) -> None:
         with self._lock:
             for row in self._rows.values():
@@ -473,12 +496,14 @@ class MemorySpool:
             )
 
     def stats(self, rejection_limit: int = 100) -> dict[str, Any]:
+        queued, oldest = self.queue_state()
         with self._lock:
             rejections = [
                 {k: v for k, v in r.items() if k != "body"} for r in self._rejected.values()
             ]
             return {
-                "queued": len(self._rows),
+                "queued": queued,
+                "oldest_queued_age_s": _age(oldest),
                 "delivered": self._delivered,
                 "rejected": len(self._rejected),
                 "rejections": rejections[::-1][:rejection_limit],
@@ -574,6 +599,9 @@ class ResilientSpool:
 
     def requeue(self, status: int | None = None) -> int:
         return self._call(lambda s: s.requeue(status))
+
+    def queue_state(self) -> tuple[int, float | None]:
+        return self._call(lambda s: s.queue_state())
 
     def after_fork(self) -> None:
         self._fail_lock = threading.Lock()
