@@ -70,7 +70,7 @@ def _status(
     if info["oldest_queued_age_s"] is not None:
         out.write(f"oldest     queued {info['oldest_queued_age_s']:.0f} s ago\n")
     for r in info["rejections"]:
-        out.write(f"  {r['event_id']}  HTTP {r['status']}  {r['reply']}\n")
+        out.write(f"  {r['event_id']}  HTTP {r['status']}  {_one_line(r['reply'] or '')}\n")
     if info["rejected"] > len(info["rejections"]):
         out.write(f"  ... and {info['rejected'] - len(info['rejections'])} more\n")
     out.write(f"endpoint   {info['endpoint']}\n")

@@ -100,16 +100,17 @@ class ExporterMetrics:
 
     # -- recorded by delivery ------------------------------------------------------------
 
-    def _recording(self) -> bool:
+    def recording(self) -> bool:
+        """False while there is no real MeterProvider to record to: then skip the work."""
         if self._placeholder is None:
             return True
         current = get_meter_provider()
         return current is not self._placeholder and not isinstance(current, NoOpMeterProvider)
 
     def delivered(self, bodies: Sequence[str], now: float) -> None:
-        """Events that just got a 2xx; their bodies give the calls' end times."""
-        if not self._recording():
-            return
+        """Events that just got a 2xx; their bodies give the calls' end times.
+
+        Like ``rejected``, called only when ``recording()``."""
         try:
             self._delivered.add(len(bodies))
             for body in bodies:
@@ -120,8 +121,6 @@ class ExporterMetrics:
             logger.debug("recording delivery metrics failed", exc_info=True)
 
     def rejected(self, statuses: Iterable[int]) -> None:
-        if not self._recording():
-            return
         try:
             for status in statuses:
                 self._rejected.add(1, {"http.response.status_code": status})
@@ -131,7 +130,7 @@ class ExporterMetrics:
     def dropped(self, kind: str, n: int) -> None:
         """A ``Drops`` count; published when that kind loses events."""
         reason = DROP_REASONS.get(kind)
-        if reason is None or not self._recording():
+        if reason is None or not self.recording():
             return
         try:
             self._dropped.add(n, {"reason": reason})

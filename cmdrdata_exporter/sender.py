@@ -109,6 +109,7 @@ def classify(status: int) -> str:
 class Recorder(Protocol):
     """Where delivery reports what it settled (``metrics.ExporterMetrics``)."""
 
+    def recording(self) -> bool: ...
     def delivered(self, bodies: Sequence[str], now: float) -> None: ...
     def rejected(self, statuses: Iterable[int]) -> None: ...
 
@@ -377,8 +378,9 @@ class Delivery:
         done = [(c, a) for c, a in zip(batch, results, strict=True) if a is not None]
         outcome = self._apply([c for c, _ in done], [a for _, a in done])
         self.spool.settle(self.owner, outcome)
-        if self.metrics is not None and (outcome.delivered or outcome.rejected):
-            _record(self.metrics, batch, outcome)
+        metrics = self.metrics
+        if metrics is not None and (outcome.delivered or outcome.rejected) and metrics.recording():
+            _record(metrics, batch, outcome)
         return len(batch), len(outcome.delivered) + len(outcome.rejected)
 
     def _apply(self, batch: Sequence[Claimed], attempts: Sequence[Attempt]) -> Outcome:
