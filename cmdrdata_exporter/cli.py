@@ -1,4 +1,4 @@
-"""``cmdrdata-exporter status | flush | check``: look at and drain the spool from a shell.
+"""``cmdrdata-exporter status | flush | check | requeue``: the spool, from a shell.
 
 It reads the same ``CMDRDATA_*`` environment as the exporter, so run it with the environment
 of the application whose spool you mean.
@@ -15,10 +15,10 @@ import sys
 import time
 from typing import Any, TextIO
 
-from cmdrdata_exporter.config import Settings, mask_key, resolve
+from cmdrdata_exporter.config import DEFAULT_ENDPOINT, Settings, display_url, mask_key, resolve
 from cmdrdata_exporter.diagnostics import Drops
-from cmdrdata_exporter.sender import Delivery, suppressed
-from cmdrdata_exporter.spool import SqliteSpool
+from cmdrdata_exporter.sender import Delivery, probe, suppressed
+from cmdrdata_exporter.spool import SqliteSpool, health
 
 _PROGRESS_MIN = 200  # backlogs smaller than this finish before a bar is worth drawing
 
@@ -30,7 +30,17 @@ def _open_spool(settings: Settings) -> SqliteSpool | None:
     return SqliteSpool(settings.spool_dir, settings.max_spool_events, Drops())
 
 
-def _status(settings: Settings, as_json: bool, out: TextIO) -> int:
+def _when(at: float | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)) if at else "?"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _status(
+    settings: Settings, as_json: bool, max_age: float | None, out: TextIO, err: TextIO
+) -> int:
     spool = _open_spool(settings)
     if spool is None:
         where = (
@@ -39,27 +49,64 @@ def _status(settings: Settings, as_json: bool, out: TextIO) -> int:
             else (f"{settings.spool_path} (not created yet)")
         )
         info: dict[str, Any] = {"queued": 0, "delivered": 0, "rejected": 0, "rejections": []}
-        info.update(last_error=None, spool=where)
+        info["oldest_queued_age_s"] = None
+        info.update(health({}), spool=where)
     else:
         info = spool.stats(rejection_limit=1000)
         spool.close()
+    info["endpoint"] = display_url(settings.endpoint)
+    info["paused"] = settings.blocked_by or info["paused"]
     info["problems"] = [p.message for p in settings.problems]
+    alarms = _alarms(info, max_age)
+    for alarm in alarms:
+        err.write(f"{alarm}\n")
     if as_json:
         json.dump(info, out, indent=2)
         out.write("\n")
-        return 0
+        return 1 if alarms else 0
     out.write(f"queued     {info['queued']}\n")
     out.write(f"delivered  {info['delivered']}\n")
     out.write(f"rejected   {info['rejected']}\n")
+    if info["oldest_queued_age_s"] is not None:
+        out.write(f"oldest     queued {info['oldest_queued_age_s']:.0f} s ago\n")
     for r in info["rejections"]:
-        out.write(f"  {r['event_id']}  HTTP {r['status']}  {r['reply']}\n")
+        out.write(f"  {r['event_id']}  HTTP {r['status']}  {_one_line(r['reply'] or '')}\n")
     if info["rejected"] > len(info["rejections"]):
         out.write(f"  ... and {info['rejected'] - len(info['rejections'])} more\n")
-    out.write(f"last error {info['last_error'] or '-'}\n")
+    out.write(f"endpoint   {info['endpoint']}\n")
+    if info["paused"]:
+        out.write(f"paused     {_PAUSED[info['paused']]}\n")
+    out.write(f"last error {_last_error(info)}\n")
     out.write(f"spool      {info['spool']}\n")
     for problem in info["problems"]:
         out.write(f"problem    {problem}\n")
-    return 0
+    return 1 if alarms else 0
+
+
+def _alarms(info: dict[str, Any], max_age: float | None) -> list[str]:
+    """What an operator's health check should fail on: a pause, or a backlog too old."""
+    alarms = []
+    if info["paused"]:
+        alarms.append(f"delivery is paused: {_PAUSED[info['paused']]}")
+    age = info["oldest_queued_age_s"]
+    if max_age is not None and age is not None and age > max_age:
+        alarms.append(f"the oldest queued event has waited {age:.0f} s (--max-age {max_age:g})")
+    return alarms
+
+
+_PAUSED = {
+    "auth": "cmdrdata refused the API key; events wait until it is accepted",
+    "endpoint": "the endpoint is not the events API; events wait until it is fixed",
+}
+
+
+def _last_error(info: dict[str, Any]) -> str:
+    if not info["last_error"]:
+        return "-"
+    text = f"{_one_line(info['last_error'])} (at {_when(info['last_error_at'])}"
+    if info["last_error_cleared"]:
+        text += f"; cleared: delivered since, last at {_when(info['last_success_at'])}"
+    return text + ")"
 
 
 class _Progress:
@@ -118,11 +165,11 @@ def _flush(settings: Settings, timeout: float, out: TextIO, err: TextIO) -> int:
     return 0 if after["queued"] == 0 and rejected == 0 else 1
 
 
-def _check(settings: Settings, out: TextIO) -> int:
+def _check(settings: Settings, offline: bool, out: TextIO) -> int:
     problems = [p.message for p in settings.problems]
     key = mask_key(settings.api_key) if settings.api_key else "problem"
     out.write(f"api key    {key}\n")
-    out.write(f"endpoint   {settings.endpoint}\n")
+    out.write(f"endpoint   {display_url(settings.endpoint)}\n")
     if settings.spool == "sqlite":
         try:
             SqliteSpool(settings.spool_dir, settings.max_spool_events, Drops()).close()
@@ -131,10 +178,53 @@ def _check(settings: Settings, out: TextIO) -> int:
             problems.append(f"spool dir {settings.spool_dir} is not writable ({exc})")
     else:
         out.write("spool      memory\n")
+    if offline:
+        out.write("request    not made (--offline): key and endpoint not checked with cmdrdata\n")
+    elif settings.delivery_blocker:
+        out.write("request    not made: fix the key and endpoint first\n")
+    else:
+        verdict, problem = _probe_verdict(settings)
+        out.write(f"request    POST {{}}: {verdict}\n")
+        if problem:
+            problems.append(problem)
     for problem in problems:
         out.write(f"problem    {problem}\n")
     out.write("ok\n" if not problems else f"{len(problems)} problem(s)\n")
     return 1 if problems else 0
+
+
+def _probe_verdict(settings: Settings) -> tuple[str, str | None]:
+    """What one request that records nothing says about the key and endpoint."""
+    kind, status, reply = probe(settings)
+    url = display_url(settings.endpoint)
+    if kind == "unreachable":
+        return "no answer", f"cannot reach the endpoint {url} ({reply})"
+    answer = f"HTTP {status} {_one_line(reply)[:120]}".rstrip()
+    if kind in ("rejected", "delivered"):
+        return f"{answer} (key accepted)", None
+    if kind == "auth":
+        return answer, f"cmdrdata rejected the API key (HTTP {status} from {url})"
+    if kind == "endpoint":
+        return answer, (
+            f"wrong endpoint: {url} answered HTTP {status}, it is not cmdrdata's events API "
+            f"(the default is {DEFAULT_ENDPOINT})"
+        )
+    return answer, f"the endpoint {url} is unavailable now (HTTP {status}); try again later"
+
+
+def _requeue(settings: Settings, status: int | None, out: TextIO) -> int:
+    spool = _open_spool(settings) if settings.spool == "sqlite" else None
+    moved = 0
+    if spool is not None:
+        try:
+            moved = spool.requeue(status)
+        finally:
+            spool.close()
+    which = "rejected" if status is None else f"rejected with HTTP {status}"
+    out.write(f"requeued {moved} event(s) {which}\n")
+    if moved:
+        out.write("they go out with the next delivery (or now: cmdrdata-exporter flush)\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,23 +233,47 @@ def main(argv: list[str] | None = None) -> int:
         description="Inspect and deliver the cmdrdata exporter's spool (reads CMDRDATA_*).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    status = commands.add_parser("status", help="queued, delivered and rejected events")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-    flush = commands.add_parser("flush", help="deliver everything queued now")
+    status = commands.add_parser(
+        "status", help="queued, delivered and rejected events, the endpoint, the last error"
+    )
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.add_argument(
+        "--max-age",
+        type=float,
+        metavar="SECONDS",
+        help="exit non-zero when the oldest queued event is older (it always does when paused)",
+    )
+    flush = commands.add_parser(
+        "flush", help="deliver what is queued now, ignoring retry timers and pauses"
+    )
     flush.add_argument("--timeout", type=float, default=300.0, help="give up after N seconds")
-    commands.add_parser("check", help="validate the key, endpoint and spool dir")
+    check = commands.add_parser(
+        "check",
+        help="validate the key, endpoint and spool dir, with one request that records nothing",
+    )
+    check.add_argument(
+        "--offline", action="store_true", help="check formats and the spool dir only, no request"
+    )
+    requeue = commands.add_parser("requeue", help="move rejected events back to the queue")
+    requeue.add_argument(
+        "--status", type=int, metavar="CODE", help="only those rejected with this HTTP status"
+    )
     args = parser.parse_args(argv)
     if args.command == "flush" and not (args.timeout > 0 and math.isfinite(args.timeout)):
         parser.error("--timeout must be a positive number of seconds")
+    if args.command == "status" and args.max_age is not None and not args.max_age >= 0:
+        parser.error("--max-age must be a number of seconds")
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     settings = resolve({}, os.environ)
     out, err = sys.stdout, sys.stderr
     if args.command == "status":
-        return _status(settings, args.json, out)
+        return _status(settings, args.json, args.max_age, out, err)
     if args.command == "flush":
         return _flush(settings, args.timeout, out, err)
-    return _check(settings, out)
+    if args.command == "requeue":
+        return _requeue(settings, args.status, out)
+    return _check(settings, args.offline, out)
 
 
 if __name__ == "__main__":

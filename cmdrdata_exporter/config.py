@@ -70,6 +70,19 @@ def mask_key(key: str | None) -> str:
     return (match.group(1) if match else "") + "****"
 
 
+def display_url(url: str) -> str:
+    """The URL for a log line or the CLI: without a ``user:password@`` or a query string."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    except ValueError:
+        return "<invalid URL>"
+    return f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else parts.path
+
+
 def default_spool_dir(environ: Mapping[str, str]) -> Path:
     """The per-user cache dir, as XDG describes it (no platformdirs dependency)."""
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -115,7 +128,7 @@ class Problem:
 
     level: int
     message: str
-    blocks_delivery: bool = False
+    blocks: str | None = None  # "auth" or "endpoint": events wait until this is fixed
 
 
 @dataclass(frozen=True, repr=False)
@@ -146,10 +159,15 @@ class Settings:
         return self.spool_dir / SPOOL_FILE
 
     @property
+    def blocked_by(self) -> str | None:
+        """``auth`` or ``endpoint`` when the settings keep events waiting, else None."""
+        return next((p.blocks for p in self.problems if p.blocks), None)
+
+    @property
     def delivery_blocker(self) -> str | None:
         """Why events must wait in the spool (bad key or endpoint), else None."""
         for problem in self.problems:
-            if problem.blocks_delivery:
+            if problem.blocks:
                 return problem.message
         return None
 
@@ -179,7 +197,7 @@ class _Resolver:
             return self.overrides[name], True, f"{name}="
         return self.environ.get(var), False, var
 
-    def bad(self, explicit: bool, message: str, *, blocks: bool = False, level=logging.ERROR):
+    def bad(self, explicit: bool, message: str, *, blocks: str | None = None, level=logging.ERROR):
         if explicit:
             raise ValueError(message)
         self.problems.append(Problem(level, message, blocks))
@@ -249,7 +267,7 @@ class _Resolver:
         self.bad(
             explicit,
             f"{where} {problem}; events are kept in the spool until a valid key is configured",
-            blocks=True,
+            blocks="auth",
         )
         return None
 
@@ -263,7 +281,7 @@ class _Resolver:
             self.bad(
                 explicit,
                 f"{where} {endpoint!r} {problem}; events are kept in the spool until it is fixed",
-                blocks=True,
+                blocks="endpoint",
             )
         return endpoint
 

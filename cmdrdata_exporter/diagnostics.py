@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable
 
 logger = logging.getLogger("cmdrdata_exporter")
 
@@ -20,11 +21,15 @@ class Drops:
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._log = log
+        # Told of every count (the exporter's metrics); never called under the lock.
+        self.listener: Callable[[str, int], None] | None = None
 
     def count(self, kind: str, detail: str, n: int = 1, level: int = logging.WARNING) -> None:
         with self._lock:
             first = kind not in self._counts
             self._counts[kind] += n
+        if self.listener is not None:
+            self.listener(kind, n)
         if first:
             self._log.log(level, "%s (logged once; further cases are only counted)", detail)
 

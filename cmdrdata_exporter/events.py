@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -76,6 +77,25 @@ def iso_millis(ns: int) -> str:
     """Nanoseconds since the epoch -> ``2026-11-27T10:34:08.166Z``."""
     seconds, rest = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1_000_000:03d}Z"
+
+
+def event_end(body: str) -> float | None:
+    """The call's end (the event's ``timestamp``) read back from an encoded body, in seconds.
+
+    A string search, not a JSON parse: it runs for each delivered event when metrics are on.
+    """
+    at = body.find(_TIMESTAMP_KEY)
+    if at < 0:
+        return None
+    start = at + len(_TIMESTAMP_KEY)
+    try:
+        end = datetime.fromisoformat(body[start : start + 23])
+    except ValueError:
+        return None
+    return end.replace(tzinfo=timezone.utc).timestamp()
+
+
+_TIMESTAMP_KEY = '"timestamp":"'
 
 
 def cmdrdata_provider(provider_name: str) -> str:

@@ -14,9 +14,10 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -24,6 +25,7 @@ from cmdrdata_exporter.config import Settings, resolve
 from cmdrdata_exporter.diagnostics import Drops
 from cmdrdata_exporter.events import RecentIds, encode, spans_to_events
 from cmdrdata_exporter.intake import DirectIntake
+from cmdrdata_exporter.metrics import exporter_metrics
 from cmdrdata_exporter.sender import Delivery, Sender
 from cmdrdata_exporter.spool import ResilientSpool
 from opentelemetry_instrumentation_cmdrdata import billing, pricing
@@ -46,10 +48,11 @@ class CmdrDataSpanExporter(SpanExporter):
     ``default_customer_id=``, ``span_source=``, ``disabled=``, ``bill_unsampled=``, ``cost=``,
     ``prices_file=``,
     ``max_spool_events=``, ``shutdown_timeout=``, ``concurrency=``) override it and are
-    validated strictly.
+    validated strictly. ``meter_provider=`` receives the exporter's own metrics (else the
+    global MeterProvider; SPEC section 13).
     """
 
-    def __init__(self, **overrides: Any) -> None:
+    def __init__(self, *, meter_provider: MeterProvider | None = None, **overrides: Any) -> None:
         self._settings: Settings = resolve(overrides)
         for problem in self._settings.problems:
             logger.log(problem.level, "cmdrdata exporter: %s", problem.message)
@@ -66,8 +69,12 @@ class CmdrDataSpanExporter(SpanExporter):
         if not s.disabled:
             spool_dir = s.spool_dir if s.spool == "sqlite" else None
             self._spool = ResilientSpool(spool_dir, s.max_spool_events, self._drops)
-            if s.delivery_blocker is None:
-                self._delivery = Delivery(s, self._spool, self._drops)
+        # Our own metrics (SPEC section 13); the callbacks hold only a weak reference.
+        self._metrics = None if s.disabled else exporter_metrics(meter_provider, *_observers(self))
+        if self._metrics is not None:
+            self._drops.listener = self._metrics.dropped
+        if self._spool is not None and s.delivery_blocker is None:
+            self._delivery = Delivery(s, self._spool, self._drops, self._metrics)
         # Billing that does not depend on sampling or the span queue (SPEC §8): the
         # instrumentor hands each finished call to us directly, and export() then skips
         # the instrumentor's spans so no call is billed twice.
@@ -226,14 +233,26 @@ class CmdrDataSpanExporter(SpanExporter):
         else:
             info = self._spool.stats()
         info["paused"] = self._settings.delivery_blocker or (
-            self._delivery.pause_reason
-            if self._delivery is not None and self._delivery.paused_until > time.time()
-            else None
+            self._delivery.paused if self._delivery is not None else None
         )
+        info["paused_by"] = self._paused_by()
         info["dropped"] = self._drops.snapshot()
         info["buffered"] = self._intake.pending() if self._intake is not None else 0
         info["disabled"] = self._settings.disabled
         return info
+
+    def _paused_by(self) -> str | None:
+        """``auth`` or ``endpoint`` while delivery waits for the settings to work."""
+        if self._settings.blocked_by:
+            return self._settings.blocked_by
+        return self._delivery.pause.blocked if self._delivery is not None else None
+
+    def _queue_state(self) -> tuple[int, float | None] | None:
+        if self._closed or self._spool is None:
+            return None
+        # Not through the resilient wrapper: a read racing shutdown's close() must fail
+        # quietly, not count as a disk failure.
+        return self._spool.active.queue_state()
 
     def _after_fork(self) -> None:
         """In a forked child: fresh locks, no inherited thread, client or in-memory events."""
@@ -245,10 +264,25 @@ class CmdrDataSpanExporter(SpanExporter):
         if self._spool is not None:
             self._spool.after_fork()
             if self._delivery is not None:
-                self._delivery = Delivery(self._settings, self._spool, self._drops)
+                self._delivery = Delivery(self._settings, self._spool, self._drops, self._metrics)
 
 
 _MAX_CLAIMS = 50_000
+
+
+def _observers(exporter: CmdrDataSpanExporter) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """The metrics callbacks, through a weak reference: a MeterProvider outlives exporters."""
+    ref = weakref.ref(exporter)
+
+    def queue_state() -> tuple[int, float | None] | None:
+        live = ref()
+        return None if live is None else live._queue_state()
+
+    def paused_by() -> str | None:
+        live = ref()
+        return None if live is None else live._paused_by()
+
+    return queue_state, paused_by
 
 
 def _span_key(span: ReadableSpan) -> tuple[int, int]:

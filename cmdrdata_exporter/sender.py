@@ -20,18 +20,19 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 import httpx
 from opentelemetry import context as otel_context
 
-from cmdrdata_exporter.config import Settings
+from cmdrdata_exporter.config import Settings, display_url
 from cmdrdata_exporter.diagnostics import Drops
 from cmdrdata_exporter.spool import Claimed, Outcome, Spool
-from cmdrdata_exporter.transport import open_transport, timeout_extension
+from cmdrdata_exporter.transport import open_transport, send, timeout_extension
 
 logger = logging.getLogger("cmdrdata_exporter.sender")
 
@@ -44,7 +45,8 @@ USER_AGENT = (
     f"opentelemetry-instrumentation-cmdrdata/{__version__} (python {platform.python_version()})"
 )
 MAX_RETRY_AFTER = 3600.0
-MAX_AUTH_PAUSE_FACTOR = 10
+MAX_BLOCKED_PAUSE = 60.0  # SPEC section 5: a paused exporter tries again at least this often
+BLOCKING = ("auth", "endpoint")  # answers that pause delivery until the settings work
 
 
 def _suppression_context() -> otel_context.Context:
@@ -85,25 +87,107 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def http_status_kind(status: int) -> str:
-    """How a reply status is treated: any 2xx counts, 408/429/5xx are retried."""
+def classify(status: int) -> str:
+    """What a reply status says (SPEC section 5).
+
+    ``delivered``: any 2xx. ``retry``: 408, 429, 5xx (the server is struggling). ``auth``:
+    401/403, the key is refused. ``endpoint``: 404, 405, 410 or any 3xx, the URL is not the
+    events API (a typo, an old path, a proxy's redirect). Both pause delivery and keep the
+    events. ``rejected``: any other 4xx, a verdict on that one event.
+    """
     if 200 <= status < 300:
         return "delivered"
     if status in (401, 403):
         return "auth"
-    if status in (408, 429) or status >= 500:
-        return "retry"
-    return "rejected"
+    if status in (404, 405, 410) or 300 <= status < 400:
+        return "endpoint"
+    if 400 <= status < 500 and status not in (408, 429):
+        return "rejected"
+    return "retry"
+
+
+class Recorder(Protocol):
+    """Where delivery reports what it settled (``metrics.ExporterMetrics``)."""
+
+    def recording(self) -> bool: ...
+    def delivered(self, bodies: Sequence[str], now: float) -> None: ...
+    def rejected(self, statuses: Iterable[int]) -> None: ...
+
+
+def request_headers(settings: Settings) -> dict[str, str]:
+    """The headers of every request to cmdrdata (events and ``check``'s probe)."""
+    return {
+        "Authorization": f"Bearer {settings.api_key}",
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+    }
 
 
 @dataclass(frozen=True)
 class Attempt:
     """The result of one POST, classified."""
 
-    kind: str  # delivered | retry | rejected | auth | released
+    kind: str  # a classify() result, or released (not attempted)
     status: int | None = None
     detail: str = ""
     retry_after: float | None = None
+    location: str | None = None  # where a 3xx points
+
+
+@dataclass
+class Pause:
+    """The sender's shared pause: until when, and why.
+
+    ``blocked`` is ``auth`` or ``endpoint`` while the key or the endpoint is refused: delivery
+    is then paused until they work, whatever the timer says. An outage only backs off.
+    """
+
+    until: float = 0.0
+    reason: str | None = None
+    blocked: str | None = None
+    failures: int = 0  # consecutive rounds with a retryable failure
+    refusals: int = 0  # consecutive rounds refused for the key or the endpoint
+
+
+def settle_batch(
+    batch: Sequence[Claimed], attempts: Sequence[Attempt], settings: Settings, now: float
+) -> tuple[Outcome, float]:
+    """The spool changes one round's answers call for, and the Retry-After pause they ask."""
+    outcome = Outcome()
+    pause = 0.0
+    for claimed, attempt in zip(batch, attempts, strict=True):
+        if attempt.kind == "delivered":
+            outcome.delivered.append(claimed.event_id)
+        elif attempt.kind == "rejected":
+            outcome.rejected.append((claimed, attempt.status or 0, attempt.detail))
+        elif attempt.kind == "retry":
+            backoff = min(settings.backoff_cap, settings.backoff_base * 2**claimed.attempts)
+            wait = attempt.retry_after
+            if wait is None:
+                wait = random.uniform(0, backoff)
+            outcome.retry.append((claimed.event_id, now + wait))
+            outcome.last_error = attempt.detail
+            if attempt.retry_after is not None and attempt.status in (429, 503):
+                pause = max(pause, attempt.retry_after)
+        else:  # refused or released: not the event's fault, give the lease back
+            outcome.released.append(claimed.event_id)
+            if attempt.kind in BLOCKING:
+                outcome.last_error = attempt.detail
+    return outcome, pause
+
+
+def _record(metrics: Recorder, batch: Sequence[Claimed], outcome: Outcome) -> None:
+    if outcome.delivered:
+        delivered = set(outcome.delivered)
+        metrics.delivered([c.body for c in batch if c.event_id in delivered], time.time())
+    if outcome.rejected:
+        metrics.rejected([status for _, status, _ in outcome.rejected])
+
+
+def _refusal_reason(attempt: Attempt, endpoint: str) -> str:
+    if attempt.kind == "auth":
+        return "API key refused"
+    return f"wrong endpoint: {display_url(endpoint)} answered HTTP {attempt.status}"
 
 
 class _Workers:
@@ -189,16 +273,16 @@ _FAST_REQUEST_SECONDS = 0.004
 class Delivery:
     """Claims events from the spool, POSTs them, and records each outcome."""
 
-    def __init__(self, settings: Settings, spool: Spool, drops: Drops):
+    def __init__(
+        self, settings: Settings, spool: Spool, drops: Drops, metrics: Recorder | None = None
+    ):
         self.settings = settings
         self.spool = spool
         self.drops = drops
+        self.metrics = metrics
         self.owner = f"{platform.node()}:{uuid.uuid4().hex[:12]}"
         self.lease = settings.timeout * (math.ceil(settings.batch_size / settings.concurrency) + 2)
-        self.paused_until = 0.0
-        self.pause_reason: str | None = None
-        self._failures = 0  # consecutive rounds with a retryable failure
-        self._auth_failures = 0
+        self.pause = Pause()
         self._lock = threading.Lock()
         # One round at a time: a flush on the caller's thread and the sender thread delivering
         # side by side only fight over the GIL (the workers already give the concurrency).
@@ -206,11 +290,7 @@ class Delivery:
         self._workers = _Workers(settings.concurrency)
         self._transport: httpx.HTTPTransport | None = None
         self._url: httpx.URL | None = None
-        self._headers = {
-            "Authorization": f"Bearer {settings.api_key}",
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-        }
+        self._headers = request_headers(settings)
         self._timeout = timeout_extension(settings.timeout)
 
     @property
@@ -240,22 +320,22 @@ class Delivery:
             else timeout_extension(remaining),
         )
         try:
-            reply = transport.handle_request(request)
-            try:
-                reply.read()
-            finally:
-                reply.close()
+            reply = send(transport, request)
         except httpx.HTTPError as exc:
             abort.set()
             return Attempt("retry", detail=f"{type(exc).__name__} sending to cmdrdata")
         status = reply.status_code
-        kind = http_status_kind(status)
+        kind = classify(status)
         if kind == "delivered":
             return Attempt(kind, status)
         text = reply.text[:2048]
         if kind == "rejected":
             return Attempt(kind, status, text)
         abort.set()  # the server is unhappy: leave the rest of the batch for later
+        if kind == "endpoint":
+            location = reply.headers.get("Location")
+            where = display_url(location) if location else None
+            return Attempt(kind, status, f"HTTP {status} {text[:200]}", location=where)
         wait = parse_retry_after(reply.headers.get("Retry-After"), time.time())
         return Attempt(kind, status, f"HTTP {status} {text[:200]}", wait)
 
@@ -266,13 +346,15 @@ class Delivery:
         deadline: float = math.inf,
         ignore_timers: bool = False,
         stopped: threading.Event | None = None,
+        ignore_pause: bool = False,
     ) -> tuple[int, int]:
         """Claim one batch and deliver it; returns (claimed, settled for good).
 
         ``stopped``: the sender thread's stop flag, checked again once the round lock is ours
-        (a shutdown's final drain may have held it).
+        (a shutdown's final drain may have held it). ``ignore_timers`` implies
+        ``ignore_pause``.
         """
-        if self.paused_until > time.time() and not ignore_timers:
+        if self.pause.until > time.time() and not (ignore_timers or ignore_pause):
             return 0, 0
         wait = min(deadline - time.monotonic(), _MAX_LOCK_WAIT)
         if wait < 0 or not self._round_lock.acquire(timeout=wait):
@@ -296,75 +378,90 @@ class Delivery:
         done = [(c, a) for c, a in zip(batch, results, strict=True) if a is not None]
         outcome = self._apply([c for c, _ in done], [a for _, a in done])
         self.spool.settle(self.owner, outcome)
+        metrics = self.metrics
+        if metrics is not None and (outcome.delivered or outcome.rejected) and metrics.recording():
+            _record(metrics, batch, outcome)
         return len(batch), len(outcome.delivered) + len(outcome.rejected)
 
     def _apply(self, batch: Sequence[Claimed], attempts: Sequence[Attempt]) -> Outcome:
         """Turn attempts into spool changes and into the sender's pause state."""
-        now = time.time()
-        s = self.settings
-        outcome = Outcome()
-        pause = 0.0
-        for claimed, attempt in zip(batch, attempts, strict=True):
-            if attempt.kind == "delivered":
-                outcome.delivered.append(claimed.event_id)
-            elif attempt.kind == "rejected":
-                outcome.rejected.append((claimed, attempt.status or 0, attempt.detail))
-                self.drops.count(
-                    f"rejected_{attempt.status}",
-                    f"cmdrdata rejected an event with HTTP {attempt.status}; it is kept as "
-                    "rejected (see `cmdrdata-exporter status`)",
-                )
-            elif attempt.kind == "retry":
-                backoff = min(s.backoff_cap, s.backoff_base * 2**claimed.attempts)
-                wait = attempt.retry_after
-                if wait is None:
-                    wait = random.uniform(0, backoff)
-                outcome.retry.append((claimed.event_id, now + wait))
-                outcome.last_error = attempt.detail
-                if attempt.retry_after is not None and attempt.status in (429, 503):
-                    pause = max(pause, attempt.retry_after)
-            else:  # auth or released: not the event's fault, give the lease back
-                outcome.released.append(claimed.event_id)
-                if attempt.kind == "auth":
-                    outcome.last_error = attempt.detail
-        kinds = {a.kind for a in attempts}
+        outcome, retry_after = settle_batch(batch, attempts, self.settings, time.time())
+        for _, status, _ in outcome.rejected:
+            self.drops.count(
+                f"rejected_{status}",
+                f"cmdrdata rejected an event with HTTP {status}; it is kept as rejected "
+                "(see `cmdrdata-exporter status`, put back by `cmdrdata-exporter requeue`)",
+            )
         with self._lock:
-            if "auth" in kinds:
-                self._auth_failures += 1
-                wait = min(s.auth_retry * 2 ** (self._auth_failures - 1), s.auth_retry * 10)
-                if self._auth_failures == 1:
-                    logger.error(
-                        "cmdrdata refused the API key (HTTP %s); delivery is paused and events "
-                        "are kept; retrying every %g s or more until the key is accepted",
-                        next(a.status for a in attempts if a.kind == "auth"),
-                        s.auth_retry,
-                    )
-                self._pause(wait, "API key refused")
-            elif "retry" in kinds and (outcome.delivered or outcome.rejected):
-                # Some requests failed, others got through: the server is up. The failed
-                # events back off on their own timers; the sender only honours Retry-After.
-                self._failures = 0
-                if pause:
-                    self._pause(pause, "cmdrdata asked to retry later")
-            elif "retry" in kinds:
-                self._failures += 1
-                step = min(s.backoff_cap, s.backoff_base * 2 ** (self._failures - 1))
-                self._pause(max(pause, random.uniform(step / 2, step)), "cmdrdata unavailable")
-                if self._failures == 1:
-                    logger.warning(
-                        "cannot deliver to cmdrdata (%s); events are kept and retried with backoff",
-                        outcome.last_error,
-                    )
-            elif outcome.delivered or outcome.rejected:
-                if self._failures or self._auth_failures:
-                    logger.info("cmdrdata delivery resumed")
-                self._failures = self._auth_failures = 0
-                self.paused_until, self.pause_reason = 0.0, None
+            self._after_round(attempts, outcome, retry_after)
+        outcome.paused = self.pause.blocked
         return outcome
 
+    def _after_round(
+        self, attempts: Sequence[Attempt], outcome: Outcome, retry_after: float
+    ) -> None:
+        """The pause state machine: refused settings pause, outages back off, success resets."""
+        s, pause = self.settings, self.pause
+        kinds = {a.kind for a in attempts}
+        refused = next((a for a in attempts if a.kind in BLOCKING), None)
+        if refused is not None:
+            pause.refusals += 1
+            step = s.auth_retry * 2 ** min(pause.refusals - 1, 16)
+            if pause.blocked != refused.kind:
+                self._log_refusal(refused)
+            pause.blocked = refused.kind
+            self._pause(min(step, MAX_BLOCKED_PAUSE), _refusal_reason(refused, s.endpoint))
+        elif "retry" in kinds and (outcome.delivered or outcome.rejected):
+            # Some requests failed, others got through: the server is up. The failed
+            # events back off on their own timers; the sender only honours Retry-After.
+            pause.failures = 0
+            if retry_after:
+                self._pause(retry_after, "cmdrdata asked to retry later")
+        elif "retry" in kinds:
+            pause.failures += 1
+            step = min(s.backoff_cap, s.backoff_base * 2 ** (pause.failures - 1))
+            wait = max(retry_after, random.uniform(step / 2, step))
+            self._pause(wait, "cmdrdata unavailable")
+            if pause.failures == 1:
+                logger.warning(
+                    "cannot deliver to cmdrdata (%s); events are kept and retried with backoff",
+                    outcome.last_error,
+                )
+        elif outcome.delivered or outcome.rejected:
+            if pause.failures or pause.refusals:
+                logger.info("cmdrdata delivery resumed")
+            self.pause = Pause()
+
+    def _log_refusal(self, attempt: Attempt) -> None:
+        if attempt.kind == "auth":
+            logger.error(
+                "cmdrdata refused the API key (HTTP %s); delivery is paused and events are "
+                "kept; retrying every %g s or less until the key is accepted",
+                attempt.status,
+                MAX_BLOCKED_PAUSE,
+            )
+        else:
+            logger.error(
+                "the cmdrdata endpoint %s answered HTTP %s%s: it is not the events API (check "
+                "CMDRDATA_ENDPOINT); delivery is paused and events are kept; retrying every "
+                "%g s or less, and at once on flush or a restart with the fixed endpoint",
+                display_url(self.settings.endpoint),
+                attempt.status,
+                f" (redirecting to {attempt.location})" if attempt.location else "",
+                MAX_BLOCKED_PAUSE,
+            )
+
     def _pause(self, seconds: float, reason: str) -> None:
-        self.paused_until = max(self.paused_until, time.time() + seconds)
-        self.pause_reason = reason
+        self.pause.until = max(self.pause.until, time.time() + seconds)
+        self.pause.reason = reason
+
+    @property
+    def paused(self) -> str | None:
+        """Why delivery waits now (a refused key or endpoint, or an outage's backoff)."""
+        pause = self.pause
+        if pause.blocked or pause.until > time.time():
+            return pause.reason
+        return None
 
     # -- loops -----------------------------------------------------------------------------
 
@@ -374,8 +471,10 @@ class Delivery:
         Returns True when the spool holds nothing more to deliver.
         """
         with suppressed():
+            first = True  # a flush tries once even while paused: the settings may work now
             while time.monotonic() < deadline:
-                claimed, settled = self.run_round(deadline, ignore_timers)
+                claimed, settled = self.run_round(deadline, ignore_timers, ignore_pause=first)
+                first = False
                 if claimed == 0 and self.spool.in_flight(self.owner):
                     time.sleep(0.01)  # the sender thread is finishing a batch: wait for it
                     continue
@@ -388,6 +487,30 @@ class Delivery:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+
+def probe(settings: Settings) -> tuple[str, int | None, str]:
+    """POST ``{}`` with the key: a request that records nothing (``cmdrdata-exporter check``).
+
+    cmdrdata answers 400 "Missing required field" once it has accepted the key. Returns
+    ``(classify(status), status, reply)``, or ``("unreachable", None, error)``.
+    """
+    with suppressed():
+        transport = open_transport(settings.endpoint, 1)
+        request = httpx.Request(
+            "POST",
+            settings.endpoint,
+            content=b"{}",
+            headers=request_headers(settings),
+            extensions=timeout_extension(settings.timeout),
+        )
+        try:
+            reply = send(transport, request)
+        except httpx.HTTPError as exc:
+            return "unreachable", None, type(exc).__name__
+        finally:
+            transport.close()
+    return classify(reply.status_code), reply.status_code, reply.text[:200]
 
 
 class Sender:
@@ -409,7 +532,7 @@ class Sender:
             while not self._stop.is_set():
                 try:
                     self._wake.clear()
-                    paused_for = self.delivery.paused_until - time.time()
+                    paused_for = self.delivery.pause.until - time.time()
                     if paused_for > 0:
                         self._stop.wait(min(paused_for, self._poll * 5))
                         continue

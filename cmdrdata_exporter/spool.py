@@ -13,16 +13,19 @@ import logging
 import math
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cmdrdata_exporter.diagnostics import Drops
 
 logger = logging.getLogger("cmdrdata_exporter.spool")
+T = TypeVar("T")
 
 MEMORY_CAP = 100_000
 REPLY_LIMIT = 2048
@@ -55,6 +58,20 @@ class Outcome:
     rejected: list[tuple[Claimed, int, str]] = field(default_factory=list)  # status, reply
     released: list[str] = field(default_factory=list)  # not attempted: lease given back
     last_error: str | None = None
+    paused: str | None = None  # "auth" / "endpoint" while the key or endpoint is refused
+
+
+def health(meta: dict[str, Any]) -> dict[str, Any]:
+    """The last error, when it happened, whether a delivery since has cleared it, a pause."""
+    last_error, error_at = meta.get("last_error"), meta.get("last_error_at")
+    success_at, paused = meta.get("last_success_at"), meta.get("paused")
+    return {
+        "last_error": last_error,
+        "last_error_at": error_at,
+        "last_success_at": success_at,
+        "last_error_cleared": bool(last_error and success_at and success_at > (error_at or 0)),
+        "paused": paused,
+    }
 
 
 class Spool(Protocol):
@@ -68,17 +85,71 @@ class Spool(Protocol):
     def pending(self) -> int: ...
     def in_flight(self, owner: str) -> int: ...
     def stats(self, rejection_limit: int = 100) -> dict[str, Any]: ...
+    def requeue(self, status: int | None = None) -> int: ...
+    def queue_state(self) -> tuple[int, float | None]: ...
     def release_owner(self, owner: str) -> None: ...
     def close(self) -> None: ...
 
 
-def _full_warning(drops: Drops, cap: int, where: str, n: int) -> None:
+def _age(since: float | None) -> float | None:
+    return None if since is None else round(max(0.0, time.time() - since), 3)
+
+
+def _health_changes(outcome: Outcome, now: float) -> list[tuple[str, Any]]:
+    """The meta rows a round changes: its error and when, its success, a refusal's pause."""
+    changes: list[tuple[str, Any]] = []
+    if outcome.last_error is not None:
+        changes += [("last_error", outcome.last_error), ("last_error_at", now)]
+    if outcome.delivered:
+        changes.append(("last_success_at", now))
+    if outcome.paused is not None:
+        changes.append(("paused", outcome.paused))
+    return changes
+
+
+def _full_warning(drops: Drops, kind: str, cap: int, where: str, n: int) -> None:
     drops.count(
-        "spool_full",
+        kind,
         f"the spool {where} holds its maximum of {cap} events; new events are dropped "
         "and counted until the sender catches up",
         n,
     )
+
+
+_WARNED_DIRS: set[str] = set()
+
+
+def _private_dir(directory: Path) -> None:
+    """Create the spool dir 0700 whatever the umask; warn once if an existing one is shared."""
+    if not directory.exists():
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(mode=0o700)
+            os.chmod(directory, 0o700)  # the umask may have taken bits from mkdir's mode
+            return
+        except FileExistsError:
+            pass  # another process made it a moment ago
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if mode & 0o066 and str(directory) not in _WARNED_DIRS:
+        _WARNED_DIRS.add(str(directory))
+        logger.warning(
+            "the spool dir %s can be read or written by other users (mode %04o); it holds "
+            "customer ids and usage: consider `chmod 700` on it",
+            directory,
+            mode,
+        )
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` 0600 if it does not exist (never loosen or tighten someone's file)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 class SqliteSpool:
@@ -94,7 +165,8 @@ class SqliteSpool:
         self._conn = self._open()
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.path.parent)
+        _private_file(self.path)  # SQLite gives its -wal and -shm files the same mode
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1e3
         )
@@ -147,7 +219,9 @@ class SqliteSpool:
             with self._txn(conn):
                 room = self._room(conn, len(rows))
                 if room < len(rows):
-                    _full_warning(self._drops, self._max, str(self.path), len(rows) - room)
+                    _full_warning(
+                        self._drops, "spool_full", self._max, str(self.path), len(rows) - room
+                    )
                     rows = rows[:room]
                 before = conn.total_changes
                 conn.executemany(
@@ -163,7 +237,9 @@ class SqliteSpool:
         # (Two statements: SQLite answers a lone min() or max() from the index, not both.)
         (lo,) = conn.execute("SELECT min(rowid) FROM events").fetchone()
         (hi,) = conn.execute("SELECT max(rowid) FROM events").fetchone()
-        if lo is None or hi - lo + 1 + wanted <= self._max:
+        if lo is None:  # empty: one batch larger than the cap must still be capped
+            return min(wanted, self._max)
+        if hi - lo + 1 + wanted <= self._max:
             return wanted
         (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
         return max(0, min(wanted, self._max - count))
@@ -215,11 +291,11 @@ class SqliteSpool:
                         (claimed.event_id, claimed.body, status, reply[:REPLY_LIMIT], now),
                     )
                     conn.execute("DELETE FROM events WHERE event_id = ?", (claimed.event_id,))
-                if outcome.last_error is not None:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('last_error', ?)",
-                        (outcome.last_error,),
-                    )
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", _health_changes(outcome, now)
+                )
+                if outcome.paused is None and (outcome.delivered or outcome.rejected):
+                    conn.execute("DELETE FROM meta WHERE key = 'paused'")
 
     def release_owner(self, owner: str) -> None:
         with self._lock:
@@ -253,17 +329,40 @@ class SqliteSpool:
                 "SELECT event_id, status, reply, at FROM rejected ORDER BY at DESC LIMIT ?",
                 (rejection_limit,),
             ).fetchall()
-            queued = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            queued, oldest = self.queue_state()
         return {
             "queued": queued,
+            "oldest_queued_age_s": _age(oldest),
             "delivered": int(meta.get("delivered", 0)),
             "rejected": rejected,
             "rejections": [
                 {"event_id": e, "status": s, "reply": r, "at": a} for e, s, r, a in rejections
             ],
-            "last_error": meta.get("last_error"),
+            **health(meta),
             "spool": self.description,
         }
+
+    def queue_state(self) -> tuple[int, float | None]:
+        """(events awaiting delivery, when the oldest of them was queued)."""
+        with self._lock:
+            count, oldest = (
+                self._c().execute("SELECT count(*), min(created) FROM events").fetchone()
+            )
+        return count, oldest
+
+    def requeue(self, status: int | None = None) -> int:
+        """Move rejected events (all, or those answered ``status``) back to the queue."""
+        where, args = ("WHERE status = ?", (status,)) if status is not None else ("", ())
+        now = time.time()
+        with self._lock:
+            conn = self._c()
+            with self._txn(conn):
+                conn.execute(
+                    "INSERT OR IGNORE INTO events (event_id, body, created, next_attempt) "
+                    f"SELECT event_id, body, ?, ? FROM rejected {where}",
+                    (now, now, *args),
+                )
+                return conn.execute(f"DELETE FROM rejected {where}", args).rowcount
 
     def take_all(self, limit: int) -> list[tuple[str, str]]:
         """Read what is left (for moving it to memory when the disk goes away)."""
@@ -278,6 +377,18 @@ class SqliteSpool:
                 self._conn.close()
 
 
+@dataclass(slots=True)
+class _Row:
+    """One queued event in memory."""
+
+    body: str
+    created: float
+    next_attempt: float
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_until: float = 0.0
+
+
 class MemorySpool:
     """Bounded in-process outbox with the same interface; nothing survives the process."""
 
@@ -287,11 +398,10 @@ class MemorySpool:
         self._max = max_events
         self._drops = drops
         self._lock = threading.Lock()
-        # event_id -> [body, attempts, next_attempt, lease_owner, lease_until]
-        self._rows: OrderedDict[str, list[Any]] = OrderedDict()
+        self._rows: OrderedDict[str, _Row] = OrderedDict()
         self._delivered = 0
         self._rejected: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._last_error: str | None = None
+        self._meta: dict[str, Any] = {}
 
     def put(self, rows: list[tuple[str, str]]) -> int:
         now = time.time()
@@ -301,9 +411,9 @@ class MemorySpool:
                 if eid in self._rows:
                     continue
                 if len(self._rows) >= self._max:
-                    _full_warning(self._drops, self._max, "in memory", 1)
+                    _full_warning(self._drops, "memory_queue_full", self._max, "in memory", 1)
                     continue
-                self._rows[eid] = [body, 0, now, None, 0.0]
+                self._rows[eid] = _Row(body, now, now)
                 added += 1
         return added
 
@@ -314,12 +424,16 @@ class MemorySpool:
         out: list[Claimed] = []
         with self._lock:
             for eid, row in self._rows.items():
-                if row[4] < now and (ignore_timers or row[2] <= now):
-                    row[3], row[4] = owner, now + lease
-                    out.append(Claimed(eid, row[0], row[1]))
+                if row.lease_until < now and (ignore_timers or row.next_attempt <= now):
+                    row.lease_owner, row.lease_until = owner, now + lease
+                    out.append(Claimed(eid, row.body, row.attempts))
                     if len(out) >= limit:
                         break
         return out
+
+    def _leased(self, eid: str, owner: str) -> _Row | None:
+        row = self._rows.get(eid)
+        return row if row is not None and row.lease_owner == owner else None
 
     def settle(self, owner: str, outcome: Outcome) -> None:
         now = time.time()
@@ -328,15 +442,13 @@ class MemorySpool:
                 if self._rows.pop(eid, None) is not None:
                     self._delivered += 1
             for eid, at in outcome.retry:
-                row = self._rows.get(eid)
-                if row is not None and row[3] == owner:
-                    row[1] += 1
-                    row[2], row[3], row[4] = at, None, 0.0
+                if (row := self._leased(eid, owner)) is not None:
+                    row.attempts += 1
+                    row.next_attempt, row.lease_owner, row.lease_until = at, None, 0.0
                     self._rows.move_to_end(eid)  # keep due rows at the front
             for eid in outcome.released:
-                row = self._rows.get(eid)
-                if row is not None and row[3] == owner:
-                    row[3], row[4] = None, 0.0
+                if (row := self._leased(eid, owner)) is not None:
+                    row.lease_owner, row.lease_until = None, 0.0
             for claimed, status, reply in outcome.rejected:
                 self._rows.pop(claimed.event_id, None)
                 self._rejected[claimed.event_id] = {
@@ -348,14 +460,29 @@ class MemorySpool:
                 }
                 while len(self._rejected) > 10_000:
                     self._rejected.popitem(last=False)
-            if outcome.last_error is not None:
-                self._last_error = outcome.last_error
+            self._meta.update(_health_changes(outcome, now))
+            if outcome.paused is None and (outcome.delivered or outcome.rejected):
+                self._meta.pop("paused", None)
+
+    def requeue(self, status: int | None = None) -> int:
+        now = time.time()
+        with self._lock:
+            back = [r for r in self._rejected.values() if status is None or r["status"] == status]
+            for r in back:
+                del self._rejected[r["event_id"]]
+                self._rows.setdefault(r["event_id"], _Row(r["body"], now, now))
+        return len(back)
+
+    def queue_state(self) -> tuple[int, float | None]:
+        with self._lock:
+            oldest = min((r.created for r in self._rows.values()), default=None)
+            return len(self._rows), oldest
 
     def release_owner(self, owner: str) -> None:
         with self._lock:
             for row in self._rows.values():
-                if row[3] == owner:
-                    row[3], row[4] = None, 0.0
+                if row.lease_owner == owner:
+                    row.lease_owner, row.lease_until = None, 0.0
 
     def pending(self) -> int:
         with self._lock:
@@ -364,19 +491,23 @@ class MemorySpool:
     def in_flight(self, owner: str) -> int:
         now = time.time()
         with self._lock:
-            return sum(1 for r in self._rows.values() if r[3] == owner and r[4] >= now)
+            return sum(
+                1 for r in self._rows.values() if r.lease_owner == owner and r.lease_until >= now
+            )
 
     def stats(self, rejection_limit: int = 100) -> dict[str, Any]:
+        queued, oldest = self.queue_state()
         with self._lock:
             rejections = [
                 {k: v for k, v in r.items() if k != "body"} for r in self._rejected.values()
             ]
             return {
-                "queued": len(self._rows),
+                "queued": queued,
+                "oldest_queued_age_s": _age(oldest),
                 "delivered": self._delivered,
                 "rejected": len(self._rejected),
                 "rejections": rejections[::-1][:rejection_limit],
-                "last_error": self._last_error,
+                **health(self._meta),
                 "spool": self.description,
             }
 
@@ -433,37 +564,44 @@ class ResilientSpool:
         except Exception:
             pass
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def _call(self, use: Callable[[Spool], T]) -> T:
+        """``use`` on the disk spool; on a disk failure, switch and use the memory one."""
         disk = self.disk
         if disk is not None:
             try:
-                return getattr(disk, method)(*args)
+                return use(disk)
             except (sqlite3.Error, OSError) as exc:
                 self._fail(disk, f"cannot use the spool {disk.description}", exc)
-        return getattr(self.memory, method)(*args)
+        return use(self.memory)
 
     def put(self, rows: list[tuple[str, str]]) -> int:
-        return self._call("put", rows)
+        return self._call(lambda s: s.put(rows))
 
     def claim(
         self, owner: str, limit: int, lease: float, ignore_timers: bool = False
     ) -> list[Claimed]:
-        return self._call("claim", owner, limit, lease, ignore_timers)
+        return self._call(lambda s: s.claim(owner, limit, lease, ignore_timers))
 
     def settle(self, owner: str, outcome: Outcome) -> None:
-        self._call("settle", owner, outcome)
+        self._call(lambda s: s.settle(owner, outcome))
 
     def release_owner(self, owner: str) -> None:
-        self._call("release_owner", owner)
+        self._call(lambda s: s.release_owner(owner))
 
     def pending(self) -> int:
-        return self._call("pending")
+        return self._call(lambda s: s.pending())
 
     def in_flight(self, owner: str) -> int:
-        return self._call("in_flight", owner)
+        return self._call(lambda s: s.in_flight(owner))
 
     def stats(self, rejection_limit: int = 100) -> dict[str, Any]:
-        return self._call("stats", rejection_limit)
+        return self._call(lambda s: s.stats(rejection_limit))
+
+    def requeue(self, status: int | None = None) -> int:
+        return self._call(lambda s: s.requeue(status))
+
+    def queue_state(self) -> tuple[int, float | None]:
+        return self._call(lambda s: s.queue_state())
 
     def after_fork(self) -> None:
         self._fail_lock = threading.Lock()
@@ -472,4 +610,4 @@ class ResilientSpool:
         self.memory.clear_after_fork()
 
     def close(self) -> None:
-        self._call("close")
+        self._call(lambda s: s.close())

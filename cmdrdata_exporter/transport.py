@@ -56,3 +56,13 @@ def open_transport(endpoint: str, concurrency: int) -> httpx.HTTPTransport:
 def timeout_extension(seconds: float) -> dict[str, dict[str, float | None]]:
     """The per-request timeout, in the form a transport reads from the request extensions."""
     return {"timeout": httpx.Timeout(seconds).as_dict()}
+
+
+def send(transport: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+    """Send ``request`` and read the whole reply, which hands the connection back to the pool."""
+    reply = transport.handle_request(request)
+    try:
+        reply.read()
+    finally:
+        reply.close()
+    return reply

@@ -1,8 +1,9 @@
-"""``cmdrdata-exporter status | flush | check``."""
+"""``cmdrdata-exporter status | flush | check`` (``requeue``: test_wrong_endpoint.py)."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cmdrdata_exporter.cli import main
+from tests.exporter.cli_run import run_cli
 from tests.servers.cmdrdata_server import TEST_API_KEY
 
 
@@ -113,3 +115,75 @@ def test_python_dash_m(env):
     )
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
+
+
+def _problems(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("problem")]
+
+
+def test_check_makes_one_request_that_records_nothing(cmdrdata_server, spool_dir):
+    result = run_cli("check", endpoint=cmdrdata_server.url, spool_dir=spool_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.endswith("ok\n") and "key accepted" in result.stdout
+    (request,) = cmdrdata_server.requests
+    assert request.body == {} and request.status == 400
+    assert cmdrdata_server.events == []
+
+
+def test_check_names_a_rejected_key(cmdrdata_server, spool_dir):
+    other = "cmd-live-v1-otherkey0002-Yy8_secretpart"
+    result = run_cli("check", endpoint=cmdrdata_server.url, spool_dir=spool_dir, key=other)
+    assert result.returncode == 1
+    (problem,) = _problems(result.stdout)
+    assert "API key" in problem and "rejected" in problem and "HTTP 401" in problem
+    assert other not in result.stdout + result.stderr and "secretpart" not in result.stdout
+
+
+@pytest.mark.parametrize("code", [404, 405, 301])
+def test_check_names_a_wrong_endpoint(cmdrdata_server, spool_dir, code):
+    endpoint = cmdrdata_server.url_for("/api/event") if code == 404 else cmdrdata_server.url
+    if code != 404:
+        cmdrdata_server.set_mode(fail_next=1, fail_status=code)
+    result = run_cli("check", endpoint=endpoint, spool_dir=spool_dir)
+    assert result.returncode == 1
+    (problem,) = _problems(result.stdout)
+    assert f"HTTP {code}" in problem and endpoint in problem and "wrong endpoint" in problem
+
+
+def test_check_names_an_unreachable_endpoint_and_offline_skips_the_request(
+    cmdrdata_server, spool_dir
+):
+    url = cmdrdata_server.url
+    cmdrdata_server.stop()
+    result = run_cli("check", endpoint=url, spool_dir=spool_dir)
+    assert result.returncode == 1
+    (problem,) = _problems(result.stdout)
+    assert "cannot reach" in problem and url in problem
+
+    offline = run_cli("check", "--offline", endpoint=url, spool_dir=spool_dir)
+    assert offline.returncode == 0 and offline.stdout.endswith("ok\n")
+    assert "not checked" in offline.stdout
+
+
+def test_status_shows_the_endpoint_and_a_cleared_last_error(
+    make_exporter, make_spans, cmdrdata_server, spool_dir
+):
+    cmdrdata_server.stop()
+    exporter = make_exporter()
+    exporter.export(make_spans(3))
+    deadline = time.monotonic() + 10
+    while not exporter.status()["last_error"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    status = run_cli("status", endpoint=cmdrdata_server.url, spool_dir=spool_dir)
+    (last,) = [line for line in status.stdout.splitlines() if line.startswith("last error")]
+    assert "ConnectError" in last and "cleared" not in last
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", last)  # when it happened
+
+    cmdrdata_server.start()
+    assert cmdrdata_server.wait_for(3, 15)
+    exporter.shutdown()
+    status = run_cli("status", endpoint=cmdrdata_server.url, spool_dir=spool_dir)
+    assert f"endpoint   {cmdrdata_server.url}\n" in status.stdout
+    assert "queued     0" in status.stdout and "delivered  3" in status.stdout
+    (last,) = [line for line in status.stdout.splitlines() if line.startswith("last error")]
+    assert "ConnectError" in last and "cleared" in last

@@ -10,7 +10,12 @@ recorded again in ``events``. Faults, set with ``set_mode(...)``:
 - ``hang_next=N, hang_seconds=S``: sleep S seconds, then process and answer normally;
 - ``drop_next=N``: close the connection without any response;
 - ``unauthorized=True``: 401 for every request until set back to False;
-- ``reject=predicate``: 422 for events where ``predicate(event)`` is true.
+- ``reject=predicate``: 422 for events where ``predicate(event)`` is true;
+- ``path="/v2/events"``: serve events there instead (any other path is 404, as a typo is);
+- ``fail_status`` may be anything: 404/405/410, or a 3xx that carries ``Location``.
+
+A POST whose body lacks the required fields (``{}``, as ``cmdrdata-exporter check`` sends)
+is answered 400 "Missing required field" once the key is accepted, as cmdrdata does.
 
 ``stop()`` stops listening (and cuts open keep-alive connections); ``start()`` listens again on
 the same port. Run as a script (``python tests/servers/cmdrdata_server.py``) it serves until
@@ -46,6 +51,7 @@ class Mode:
     unauthorized: bool = False
     reject: Callable[[dict[str, Any]], bool] | None = None
     record: bool = True  # False: count only (benchmarks)
+    path: str = EVENTS_PATH
 
 
 @dataclass
@@ -173,8 +179,12 @@ class CmdrDataServer:
 
     @property
     def url(self) -> str:
+        """Where events are accepted now (``mode.path``)."""
+        return self.url_for(self.mode.path)
+
+    def url_for(self, path: str) -> str:
         scheme = "http" if self.tls is None else "https"
-        return f"{scheme}://127.0.0.1:{self.port}{EVENTS_PATH}"
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     # -- control ---------------------------------------------------------------------------
 
@@ -213,14 +223,17 @@ class CmdrDataServer:
             mode = self.mode
             if mode.record:
                 self.requests.append(received)
-            if received.path != EVENTS_PATH:
+            if received.path != mode.path:
                 return self._answer(received, 404, {"detail": "Not Found"})
             if mode.drop_next > 0:
                 mode.drop_next -= 1
                 return None, None, {}
             if mode.fail_next > 0:
                 mode.fail_next -= 1
-                return self._answer(received, mode.fail_status, {"detail": "unavailable"})
+                moved = 300 <= mode.fail_status < 400
+                headers = {"Location": self.url_for("/api/v2/events")} if moved else {}
+                detail = "moved" if moved else "unavailable"
+                return self._answer(received, mode.fail_status, {"detail": detail}, headers)
             if mode.rate_limit_next > 0:
                 mode.rate_limit_next -= 1
                 headers = {"Retry-After": mode.retry_after} if mode.retry_after else {}
