@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -88,7 +89,10 @@ def test_cli_wrong_endpoint_then_fixed(make_exporter, make_spans, cmdrdata_serve
     assert "HTTP 404" in error and wrong in error
 
     status = run_cli("status", endpoint=wrong, spool_dir=spool_dir)
-    assert status.returncode == 1 and "delivery is paused" in status.stderr  # health checks fail
+    assert status.returncode == 0 and "delivery is paused" in status.stderr  # a report
+    assert "paused     the endpoint" in status.stdout
+    health = run_cli("status", "--json", endpoint=wrong, spool_dir=spool_dir)
+    assert health.returncode == 1 and json.loads(health.stdout)["paused"] == "endpoint"
     assert "queued     7" in status.stdout and "rejected   0" in status.stdout
     assert f"endpoint   {wrong}" in status.stdout
     assert "HTTP 404" in status.stdout and "cleared" not in status.stdout
