@@ -95,8 +95,14 @@ class CallLedger:
         ctx, parent = span.context, span.parent
         trace_id = ctx.trace_id
         key = (trace_id, ctx.span_id)
-        if key in self._spans:  # the same span again (a re-export): its event id is stable
-            out.skipped += 1
+        again = self._spans.get(key)
+        if again is not None:  # the same span again (a retried request): the same decision
+            if again.event_id is None:
+                out.skipped += 1
+            elif again.ours or again.held_until <= now:
+                out.now.append(event)  # the spool ignores an event id it holds already
+            else:
+                pending[again.event_id] = event
             return
         up = self._spans.get((trace_id, parent.span_id)) if parent is not None else None
         down = [self._spans[k] for k in self._children(key) if k in self._spans]

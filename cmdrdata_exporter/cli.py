@@ -148,6 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     flush = commands.add_parser("flush", help="deliver everything queued now")
     flush.add_argument("--timeout", type=float, default=300.0, help="give up after N seconds")
     commands.add_parser("check", help="validate the key, endpoint and spool dir")
+    serve = commands.add_parser(
+        "serve",
+        help="receive OTLP/HTTP traces from other services and bill their GenAI spans",
+        description="An OTLP/HTTP receiver (POST /v1/traces, protobuf or JSON, gzip) for "
+        "services in any language and for OpenTelemetry Collectors. It bills the GenAI spans "
+        "it receives (whatever CMDRDATA_SPAN_SOURCE says) through the spool in "
+        "CMDRDATA_SPOOL_DIR and answers 200 only once they are durable. GET /healthz for "
+        "probes; SIGTERM stops it cleanly. Needs the [serve] extra.",
+    )
+    from cmdrdata_exporter import serve as serve_module
+
+    serve_module.add_arguments(serve)
     args = parser.parse_args(argv)
     if args.command == "flush" and not (args.timeout > 0 and math.isfinite(args.timeout)):
         parser.error("--timeout must be a positive number of seconds")
@@ -159,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         return _status(settings, args.json, out)
     if args.command == "flush":
         return _flush(settings, args.timeout, out, err)
+    if args.command == "serve":
+        return serve_module.run(args)
     return _check(settings, out)
 
 

@@ -1,0 +1,164 @@
+"""``cmdrdata-exporter serve``: the real command, real OTLP exporters and collectors in front.
+
+Each receiver is the installed console script in its own process with its own spool, billing at
+the local fake cmdrdata.
+"""
+
+from __future__ import annotations
+
+import gzip
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from tests.collector.rotel import free_port
+from tests.span_maker import child_env, usage_spans
+
+pytest.importorskip("uvicorn", reason="needs the [serve] extra")
+
+OPENINFERENCE = {  # an OpenInference LLM span of an Anthropic call, as that package writes it
+    "gen_ai__operation__name": None,
+    "gen_ai__provider__name": None,
+    "gen_ai__request__model": None,
+    "gen_ai__response__model": None,
+    "gen_ai__usage__input_tokens": None,
+    "gen_ai__usage__output_tokens": None,
+    "openinference__span__kind": "LLM",
+    "llm__provider": "anthropic",
+    "llm__model_name": "claude-sonnet-4-5",
+    "llm__token_count__prompt": 1020,
+    "llm__token_count__completion": 40,
+    "llm__token_count__prompt_details__cache_read": 900,
+    "llm__token_count__prompt_details__cache_write": 30,
+    "user__id": "cust-9",
+}
+
+
+class Serve:
+    """One ``cmdrdata-exporter serve`` process."""
+
+    def __init__(self, endpoint: str, spool: Path, token: str | None = None, *extra: str):
+        self.port = free_port()
+        env = child_env(endpoint, spool)
+        env["CMDRDATA_CUSTOMER_ATTRIBUTES"] = "cmdrdata.customer_id,user.id"
+        if token:
+            env["CMDRDATA_SERVE_TOKEN"] = token
+        exe = Path(sys.executable).with_name("cmdrdata-exporter")
+        self.process = subprocess.Popen(
+            [str(exe), "serve", "--port", str(self.port), *extra],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        self.process.kill()
+        raise RuntimeError(self.process.communicate()[0].decode())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> tuple[int, float, str]:
+        """SIGTERM; (exit code, seconds to exit, output)."""
+        start = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, _ = self.process.communicate()
+        return self.process.returncode, time.monotonic() - start, out.decode(errors="replace")
+
+
+@pytest.fixture
+def serve(cmdrdata_server, tmp_path) -> Iterator[Serve]:
+    receiver = Serve(cmdrdata_server.url, tmp_path / "spool", None, "--hold", "0.2")
+    yield receiver
+    if receiver.process.poll() is None:
+        receiver.stop()
+
+
+def test_otlp_protobuf_gzip_and_json_are_billed_once_durable(serve, cmdrdata_server):
+    ours = usage_spans(2, cmdrdata__customer_id="acme")
+    foreign = usage_spans(1, scope="openinference.instrumentation.anthropic", **OPENINFERENCE)
+    exporter = OTLPSpanExporter(endpoint=f"{serve.url}/v1/traces", compression=Compression.Gzip)
+    assert exporter.export(ours + foreign) == SpanExportResult.SUCCESS
+    assert cmdrdata_server.wait_for(3, timeout=10)
+    by_customer = {e["customer_id"]: e for e in cmdrdata_server.events}
+    assert by_customer["acme"]["input_tokens"] == 1200
+    theirs = by_customer["cust-9"]
+    assert (theirs["provider"], theirs["model"]) == ("anthropic", "claude-sonnet-4-5")
+    assert (theirs["input_tokens"], theirs["output_tokens"]) == (1020, 40)
+    assert theirs["metadata"]["cache_write_input_tokens"] == 30
+    body = (
+        b'{"resourceSpans":[{"resource":{"attributes":[]},"scopeSpans":[{"scope":{"name":"x"},'
+        b'"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331",'
+        b'"endTimeUnixNano":"1700000000000000000","attributes":['
+        b'{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},'
+        b'{"key":"gen_ai.provider.name","value":{"stringValue":"openai"}},'
+        b'{"key":"gen_ai.request.model","value":{"stringValue":"gpt-4o-mini"}},'
+        b'{"key":"gen_ai.usage.input_tokens","value":{"intValue":"15"}},'
+        b'{"key":"gen_ai.usage.output_tokens","value":{"intValue":"5"}}]}]}]}]}'
+    )
+    answer = httpx.post(
+        f"{serve.url}/v1/traces", content=body, headers={"content-type": "application/json"}
+    )
+    assert (answer.status_code, answer.text) == (200, "{}")
+    assert cmdrdata_server.wait_for(4, timeout=10)
+    code, seconds, out = serve.stop()
+    assert code == 0 and seconds < 10, out
+    assert "cmd-live" not in out and "acme" not in out
+
+
+def test_bad_requests_get_their_status(cmdrdata_server, tmp_path):
+    receiver = Serve(cmdrdata_server.url, tmp_path / "spool", "s3cret", "--max-body-mb", "1")
+    try:
+        url = f"{receiver.url}/v1/traces"
+        auth = {"authorization": "Bearer s3cret", "content-type": "application/x-protobuf"}
+        assert httpx.post(url, content=b"", headers={}).status_code == 401
+        assert httpx.post(url, content=b"\xff\x00garbage", headers=auth).status_code == 400
+        assert httpx.post(url, content=b"x" * (2 << 20), headers=auth).status_code == 413
+        bomb = gzip.compress(b"\x00" * (8 << 20))  # small on the wire, 8 MiB inflated
+        gz = {**auth, "content-encoding": "gzip"}
+        assert httpx.post(url, content=bomb, headers=gz).status_code == 413
+        assert httpx.post(url, content=b"not gzip", headers=gz).status_code == 400
+        assert httpx.get(f"{receiver.url}/healthz").status_code == 200
+        empty = OTLPSpanExporter(endpoint=url, headers={"authorization": "Bearer s3cret"})
+        assert empty.export(usage_spans(1)) == SpanExportResult.SUCCESS
+        assert cmdrdata_server.wait_for(1, timeout=10)
+    finally:
+        code, seconds, out = receiver.stop()
+    assert code == 0 and seconds < 10
+    assert "s3cret" not in out
+
+
+def test_unwritable_spool_answers_503_with_retry_after(cmdrdata_server, tmp_path):
+    spool = tmp_path / "spool"
+    spool.write_text("a file where the spool dir should be")
+    receiver = Serve(cmdrdata_server.url, spool)
+    try:
+        exporter_url = f"{receiver.url}/v1/traces"
+        body = encode_spans(usage_spans(1)).SerializeToString()
+        answer = httpx.post(
+            exporter_url, content=body, headers={"content-type": "application/x-protobuf"}
+        )
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"].isdigit()
+    finally:
+        receiver.stop()
