@@ -1,0 +1,83 @@
+"""Spans/s into the spool through ``cmdrdata-exporter serve``'s request path, on one core.
+
+    python benchmarks/serve_throughput.py [requests] [spans-per-request]
+
+Each request is a real OTLP protobuf body of GenAI spans (encoded by the OpenTelemetry OTLP
+exporter's own encoder) handled by the receiver's ASGI app in this process: decode, convert,
+one-event-per-call ledger, SQLite spool. No sender (no key), so the number is intake alone.
+Prints spans/s and the process's peak RSS after the first and the last quarter (flat = no leak).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import sys
+import tempfile
+import time
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+from cmdrdata_exporter.exporter import CmdrDataSpanExporter
+from cmdrdata_exporter.serve import Receiver, durable_biller
+from tests.span_maker import usage_spans
+
+
+def main(requests: int = 200, per_request: int = 500) -> None:
+    spans = usage_spans(per_request, scope="opentelemetry.instrumentation.openai.v1")
+    with tempfile.TemporaryDirectory() as spool:
+        exporter = CmdrDataSpanExporter(
+            span_source="genai", bill_unsampled=False, spool_dir=spool, api_key=None
+        )
+        app = Receiver(durable_biller(exporter), None, 32 << 20)
+        bodies = []
+        for i in range(requests):  # fresh span ids per request: every span is a new call
+            for span in spans:
+                span._context = span.context.__class__(
+                    span.context.trace_id + i, span.context.span_id, False
+                )
+            bodies.append(encode_spans(spans).SerializeToString())
+        statuses: list[int] = []
+
+        async def post(body: bytes) -> None:
+            scope = {
+                "type": "http",
+                "path": "/v1/traces",
+                "method": "POST",
+                "headers": [
+                    (b"content-type", b"application/x-protobuf"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+            sent = [{"type": "http.request", "body": body, "more_body": False}]
+
+            async def receive():
+                return sent.pop()
+
+            async def send(message):
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            await app(scope, receive, send)
+
+        rss = []
+
+        async def run_all() -> None:  # one event loop, as under uvicorn
+            for i, body in enumerate(bodies):
+                await post(body)
+                if i in (requests // 4, requests - 1):
+                    rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+
+        start = time.perf_counter()
+        asyncio.run(run_all())
+        elapsed = time.perf_counter() - start
+        queued = exporter.status()["queued"]
+        exporter.shutdown(timeout_millis=100)
+    total = requests * per_request
+    assert statuses == [200] * requests and queued == total, (set(statuses), queued)
+    print(f"{total} GenAI spans in {elapsed:.2f} s: {total / elapsed:,.0f} spans/s into the spool")
+    print(f"peak RSS after 1/4: {rss[0]} MiB, at the end: {rss[1]} MiB")
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:3]))
