@@ -21,7 +21,7 @@ from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from tests.collector.rotel import free_port
+from tests.collector.rotel import RotelCollector, free_port, rotel_binary
 from tests.span_maker import child_env, usage_spans
 
 pytest.importorskip("uvicorn", reason="needs the [serve] extra")
@@ -162,3 +162,36 @@ def test_unwritable_spool_answers_503_with_retry_after(cmdrdata_server, tmp_path
         assert answer.headers["retry-after"].isdigit()
     finally:
         receiver.stop()
+
+
+def test_two_receivers_behind_collectors_bill_a_span_sent_twice_once(cmdrdata_server, tmp_path):
+    """Scale-out: each receiver has its own spool; the same span reaching both (a retry that a
+    load balancer sent elsewhere) gives one event id at cmdrdata."""
+    binary, why_not = rotel_binary()
+    if binary is None:
+        pytest.skip(why_not)
+    receivers = [Serve(cmdrdata_server.url, tmp_path / f"spool-{i}") for i in (1, 2)]
+    collectors = []
+    try:
+        for i, receiver in enumerate(receivers):
+            workdir = tmp_path / f"rotel-{i}"
+            workdir.mkdir()
+            collectors.append(RotelCollector(binary, receiver, workdir).start())  # type: ignore[arg-type]
+        spans = usage_spans(3, cmdrdata__customer_id="acme")
+        for collector in collectors:
+            exporter = OTLPSpanExporter(endpoint=f"{collector.http_endpoint}/v1/traces")
+            assert exporter.export(spans) == SpanExportResult.SUCCESS
+        # Both receivers deliver; cmdrdata keeps one event per id and answers the repeat 200.
+        assert cmdrdata_server.wait_for(3, timeout=20)
+        deadline = time.monotonic() + 20
+        while cmdrdata_server.duplicates < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (cmdrdata_server.count, cmdrdata_server.duplicates) == (3, 3)
+        keys = [r.headers["Idempotency-Key"] for r in cmdrdata_server.requests]
+        assert len(keys) == 6 and len(set(keys)) == 3
+        assert sorted(set(keys)) == sorted(cmdrdata_server.event_ids())
+    finally:
+        for collector in collectors:
+            collector.stop()
+        for receiver in receivers:
+            receiver.stop()
