@@ -37,7 +37,6 @@ class _Seen:
     ours: bool
     event_id: str | None  # None: this span was not billed
     held_until: float  # the foreign event can still be withdrawn before this time
-    children: list[_Key] = field(default_factory=list)
 
 
 @dataclass

@@ -43,6 +43,20 @@ class _Named:
         self.attributes = attributes or {}
 
 
+def _attributes(kvs: Any) -> dict[str, Any]:
+    out = {}
+    for kv in kvs:
+        v = kv.value
+        kind = v.WhichOneof("value")
+        if kind == "string_value":  # nearly every attribute: no second call
+            out[kv.key] = v.string_value
+        elif kind == "int_value":
+            out[kv.key] = v.int_value
+        else:
+            out[kv.key] = _value(v)
+    return out
+
+
 def _value(v: Any) -> Any:
     kind = v.WhichOneof("value")
     if kind == "array_value":
@@ -75,7 +89,7 @@ def decode_protobuf(body: bytes) -> list[SpanRecord]:
                 parent = span.parent_span_id
                 records.append(
                     SpanRecord(
-                        {kv.key: _value(kv.value) for kv in span.attributes},
+                        _attributes(span.attributes),
                         _Ids(trace_id, int.from_bytes(span.span_id, "big")),
                         _Ids(trace_id, int.from_bytes(parent, "big")) if parent else None,
                         span.start_time_unix_nano or None,
