@@ -19,24 +19,54 @@ billed. The memory is bounded; it lives in the process, so a restart forgets wha
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cmdrdata_exporter.events import event_id_for
 from cmdrdata_exporter.foreign import is_ours
 
 DEFAULT_HOLD = 30.0  # seconds; longer than an OpenTelemetry batch delay plus a collector's
-DEFAULT_CAPACITY = 200_000
+DEFAULT_CAPACITY = 200_000  # spans remembered, about 200 bytes each
 
-_Key = tuple[int, int]  # (trace id, span id)
+# What the ledger keeps per span, as one float: ours, not billed, or (a foreign event) the
+# time until which it can still be withdrawn. One float and one int key per span keep the
+# memory of a busy receiver small.
+_OURS = -1.0
+_NOT_BILLED = -2.0
+_SPAN_BITS = 64
+_SPAN_MASK = (1 << _SPAN_BITS) - 1
 
 
-@dataclass(slots=True)
-class _Seen:
-    ours: bool
-    event_id: str | None  # None: this span was not billed
-    held_until: float  # the foreign event can still be withdrawn before this time
+class _Recent:
+    """A bounded map that forgets its oldest half at once: two plain dicts (much smaller than
+    an ``OrderedDict``), O(1) for every operation."""
+
+    __slots__ = ("_half", "_new", "_old")
+
+    def __init__(self, capacity: int) -> None:
+        self._half = max(1, capacity // 2)
+        self._new: dict[int, Any] = {}
+        self._old: dict[int, Any] = {}
+
+    def get(self, key: int | None) -> Any:
+        value = self._new.get(key)  # type: ignore[arg-type]
+        return self._old.get(key) if value is None else value  # type: ignore[arg-type]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._new or key in self._old
+
+    def __getitem__(self, key: int) -> Any:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        new = self._new
+        new[key] = value
+        if len(new) > self._half:
+            self._old, self._new = new, {}
 
 
 @dataclass
@@ -54,10 +84,9 @@ class CallLedger:
 
     def __init__(self, hold: float = DEFAULT_HOLD, capacity: int = DEFAULT_CAPACITY) -> None:
         self.hold = hold
-        self._capacity = capacity
-        self._spans: OrderedDict[_Key, _Seen] = OrderedDict()
-        self._children_of: OrderedDict[_Key, list[_Key]] = OrderedDict()
-        self._responses: OrderedDict[tuple[str, str], _Key] = OrderedDict()
+        self._spans = _Recent(capacity)  # span -> state
+        self._children_of = _Recent(capacity)  # parent span -> child span(s)
+        self._responses = _Recent(capacity)  # hash(provider, response id) -> span
 
     def decide(
         self, pairs: Sequence[tuple[Any, dict[str, Any] | None]], now: float | None = None
@@ -77,80 +106,84 @@ class CallLedger:
         out.held = list(pending.values())
         return out
 
-    def _withdraw(self, seen: _Seen, now: float, out: Decision, pending: dict) -> bool:
-        """Take back a held foreign event; False when it is already out."""
-        if seen.event_id is None:
+    def _withdraw(self, key: int, now: float, out: Decision, pending: dict) -> bool:
+        """Take back the held foreign event of span ``key``; False when it is already out."""
+        state = self._spans[key]
+        if state == _NOT_BILLED:
             return True
-        if seen.held_until <= now:
+        if state <= now:  # released (or ours, which is never withdrawn)
             return False
-        if pending.pop(seen.event_id, None) is None:
-            out.discard.append(seen.event_id)
-        seen.event_id = None
+        event_id = event_id_for(key >> _SPAN_BITS, key & _SPAN_MASK)
+        if pending.pop(event_id, None) is None:
+            out.discard.append(event_id)
+        self._spans[key] = _NOT_BILLED
         return True
 
     def _one(
         self, span: Any, event: dict[str, Any], now: float, out: Decision, pending: dict
     ) -> None:
         ctx, parent = span.context, span.parent
-        trace_id = ctx.trace_id
-        key = (trace_id, ctx.span_id)
-        again = self._spans.get(key)
+        trace = ctx.trace_id << _SPAN_BITS
+        key = trace | ctx.span_id
+        spans = self._spans
+        again = spans.get(key)
         if again is not None:  # the same span again (a retried request): the same decision
-            if again.event_id is None:
+            if again == _NOT_BILLED:
                 out.skipped += 1
-            elif again.ours or again.held_until <= now:
+            elif again == _OURS or again <= now:
                 out.now.append(event)  # the spool ignores an event id it holds already
             else:
-                pending[again.event_id] = event
+                pending[event["metadata"]["event_id"]] = event
             return
-        up = self._spans.get((trace_id, parent.span_id)) if parent is not None else None
-        down = [self._spans[k] for k in self._children(key) if k in self._spans]
+        up = trace | parent.span_id if parent is not None else None
+        if up not in spans:
+            up = None
+        down = [k for k in _as_tuple(self._children_of.get(key)) if k in spans]
         meta = event["metadata"]
-        response = (meta["provider_name"], meta["response_id"]) if meta["response_id"] else None
-        twin = self._spans.get(self._responses.get(response, (0, 0))) if response else None
-        ours = is_ours(span)
-        billed = True
-        if ours:
+        response = (
+            hash((meta["provider_name"], meta["response_id"])) if meta["response_id"] else None
+        )
+        twin = self._responses.get(response) if response is not None else None
+        if twin not in spans:
+            twin = None
+        if is_ours(span):
             # Ours wins over a foreign span of the same call, unless that one is already out.
+            billed = True
             for other in (up, *down, twin):
                 if (
                     other is not None
-                    and not other.ours
+                    and spans[other] != _OURS
                     and not self._withdraw(other, now, out, pending)
                 ):
                     billed = False
-        elif (up is not None and up.ours) or any(d.ours for d in down) or down:
-            billed = False  # around ours, inside ours, or around an inner GenAI span
-        elif twin is not None:
-            billed = False
-        elif up is not None and not up.ours and not self._withdraw(up, now, out, pending):
-            billed = False  # the outer foreign span's event is out already
-        event_id = meta["event_id"] if billed else None
-        held_until = 0.0
-        if not billed:
+            state = _OURS if billed else _NOT_BILLED
+        elif (up is not None and spans[up] == _OURS) or down or twin is not None:
+            state = _NOT_BILLED  # around or inside ours, around an inner GenAI span, a twin
+        elif up is not None and not self._withdraw(up, now, out, pending):
+            state = _NOT_BILLED  # the outer foreign span's event is out already
+        else:
+            state = now + self.hold
+        if state == _NOT_BILLED:
             out.skipped += 1
-        elif ours:
+        elif state == _OURS:
             out.now.append(event)
         else:
-            pending[event_id] = event
-            held_until = now + self.hold
-        self._remember(key, parent, _Seen(ours, event_id, held_until), response)
+            pending[meta["event_id"]] = event
+        self._remember(key, trace | parent.span_id if parent is not None else None, state, response)
 
-    def _children(self, key: _Key) -> list[_Key]:
-        return self._children_of.get(key, [])
-
-    def _remember(
-        self, key: _Key, parent: Any, seen: _Seen, response: tuple[str, str] | None
-    ) -> None:
-        self._spans[key] = seen
-        if parent is not None:
-            siblings = self._children_of.setdefault((key[0], parent.span_id), [])
-            siblings.append(key)
+    def _remember(self, key: int, up: int | None, state: float, response: int | None) -> None:
+        self._spans[key] = state
+        if up is not None:
+            siblings = self._children_of.get(up)
+            self._children_of[up] = key if siblings is None else (*_as_tuple(siblings), key)
         if response is not None and response not in self._responses:
             self._responses[response] = key
-        for memory in (self._spans, self._children_of, self._responses):
-            while len(memory) > self._capacity:
-                memory.popitem(last=False)
+
+
+def _as_tuple(value: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    return value if isinstance(value, tuple) else (value,)
 
 
 def bill(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from cmdrdata_exporter.diagnostics import Drops
+from cmdrdata_exporter.spool import SqliteSpool
 from tests.collector.rotel import RotelCollector, free_port, rotel_binary
 from tests.span_maker import child_env, usage_spans
 
@@ -195,3 +198,27 @@ def test_two_receivers_behind_collectors_bill_a_span_sent_twice_once(cmdrdata_se
             collector.stop()
         for receiver in receivers:
             receiver.stop()
+
+
+def test_accepted_spans_survive_sigterm_and_a_stalled_client(tmp_path):
+    """cmdrdata unreachable: what got a 200 is in the spool after SIGTERM, and a client that
+    stalls mid-body neither blocks other requests nor keeps the receiver from exiting."""
+    spool = tmp_path / "spool"
+    receiver = Serve(f"http://127.0.0.1:{free_port()}/api/events", spool)
+    stalled = socket.create_connection(("127.0.0.1", receiver.port))
+    try:
+        stalled.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: 100000\r\n\r\n" + b"\x0a" * 10
+        )
+        exporter = OTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces")
+        assert exporter.export(usage_spans(5)) == SpanExportResult.SUCCESS
+        code, seconds, out = receiver.stop()
+    finally:
+        stalled.close()
+    assert code == 0 and seconds < 10, out
+    left = SqliteSpool(spool, 1000, Drops())
+    try:
+        assert left.pending() == 5
+    finally:
+        left.close()
