@@ -1,5 +1,6 @@
 """Each test starts from the SDKs' own methods: some instrumentations' ``uninstrument()`` leave
-a wrapper behind (OpenLLMetry 0.62 keeps one on ``Completions.create``), and a wrapper left by
+a wrapper behind (OpenLLMetry 0.62 keeps its OpenAI ones: ``unwrap`` does not follow the dotted
+``"Completions.create"`` it passes), and a wrapper left by
 one test would put a span of a shut-down TracerProvider between ours and theirs in the next."""
 
 from __future__ import annotations
