@@ -175,7 +175,9 @@ class SqliteSpool:
         # (Two statements: SQLite answers a lone min() or max() from the index, not both.)
         (lo,) = conn.execute("SELECT min(rowid) FROM events").fetchone()
         (hi,) = conn.execute("SELECT max(rowid) FROM events").fetchone()
-        if lo is None or hi - lo + 1 + wanted <= self._max:
+        if lo is None:  # empty: a batch larger than the whole cap still does not fit
+            return min(wanted, self._max)
+        if hi - lo + 1 + wanted <= self._max:
             return wanted
         (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
         return max(0, min(wanted, self._max - count))

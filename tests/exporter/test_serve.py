@@ -222,3 +222,31 @@ def test_accepted_spans_survive_sigterm_and_a_stalled_client(tmp_path):
         assert left.pending() == 5
     finally:
         left.close()
+
+
+def test_a_full_spool_is_not_durable_so_the_sender_retries(make_exporter, cmdrdata_server):
+    """The 503 path when the spool is at its cap: what fits is kept, the request is refused;
+    once delivery made room, the same request again is accepted and each span billed once."""
+    from cmdrdata_exporter.otlp import decode_protobuf
+    from cmdrdata_exporter.serve import durable_biller
+
+    cmdrdata_server.set_mode(fail_next=1000, fail_status=503)  # cmdrdata down for now
+    exporter = make_exporter(span_source="genai", bill_unsampled=False, max_spool_events=4)
+    bill = durable_biller(exporter)
+
+    def request() -> list:
+        return decode_protobuf(encode_spans(usage_spans(3)).SerializeToString())
+
+    first, second = request(), request()
+    assert bill(first) is True
+    assert bill(second) is False  # one of three fits
+    assert exporter.status()["queued"] == 4
+    assert bill(second) is False  # still full: the sender keeps the spans and retries
+    cmdrdata_server.reset_mode()
+    assert cmdrdata_server.wait_for(4, timeout=15)
+    deadline = time.monotonic() + 15
+    while exporter.status()["queued"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert bill(second) is True
+    assert cmdrdata_server.wait_for(6, timeout=15)
+    assert len(set(cmdrdata_server.event_ids())) == 6
