@@ -12,6 +12,11 @@ pick the newest release inside the declared range. With ``uv`` on PATH the insta
 faster (``pip install nox uv``); nox falls back to virtualenv + pip otherwise.
 
 Extra pytest arguments go after ``--``: ``nox -s matrix -- -x -q``.
+
+``nox -s foreign`` runs ``tests/foreign`` with other projects' GenAI instrumentations installed
+(OpenLLMetry, OpenInference, the official OpenTelemetry ones). They register entry points that
+``opentelemetry-instrument`` would load, so they live only in that session's virtualenv, never in
+the main test environment.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ ROOT = Path(__file__).resolve().parent
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = False
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["matrix"]  # plain `nox` runs the matrix; otel_at is on demand
+nox.options.sessions = ["matrix", "foreign"]  # plain `nox` runs both; otel_at is on demand
 
 # The declared ranges (pyproject: dependencies and the instruments-any extra).
 OPENAI_FLOOR = "2.0.0"
@@ -152,4 +157,34 @@ def _run(session: nox.Session, pins: list[str], tests: list[str]) -> None:
         "    try: print(f'{p}=={m.version(p)}')\n"
         "    except m.PackageNotFoundError: print(f'{p}: not installed')",
     )
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *session.posargs)
+
+
+# Other projects' GenAI instrumentations, for billing their spans (SPEC section 11). Newest
+# releases: what a user installs today is what the normalisation must read.
+FOREIGN_INSTRUMENTATIONS = [
+    "opentelemetry-instrumentation-openai",  # OpenLLMetry
+    "opentelemetry-instrumentation-anthropic",  # OpenLLMetry
+    "openinference-instrumentation-openai",
+    "openinference-instrumentation-anthropic",
+    # The official ones exist only as pre-releases; naming one in the specifier allows it
+    # without letting every other package (httpx) resolve to a pre-release too.
+    "opentelemetry-instrumentation-genai-openai >= 1.3b0",
+    "opentelemetry-instrumentation-genai-anthropic >= 1.3b0",
+]
+
+
+@nox.session
+def foreign(session: nox.Session) -> None:
+    """tests/foreign beside OpenLLMetry, OpenInference and the official GenAI instrumentations."""
+    session.install("-e", ".[test]", *FOREIGN_INSTRUMENTATIONS)
+    session.run(
+        "python",
+        "-c",
+        "import importlib.metadata as m\n"
+        f"for p in {[_name(r) for r in FOREIGN_INSTRUMENTATIONS] + ['openai', 'anthropic']!r}:\n"
+        "    try: print(f'{p}=={m.version(p)}')\n"
+        "    except m.PackageNotFoundError: print(f'{p}: not installed')",
+    )
+    tests = [] if any(a.startswith("tests") for a in session.posargs) else ["tests/foreign"]
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *session.posargs)

@@ -263,6 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     requeue.add_argument(
         "--status", type=int, metavar="CODE", help="only those rejected with this HTTP status"
     )
+    serve = commands.add_parser(
+        "serve",
+        help="receive OTLP/HTTP traces from other services and bill their GenAI spans",
+        description="An OTLP/HTTP receiver (POST /v1/traces, protobuf or JSON, gzip) for "
+        "services in any language and for OpenTelemetry Collectors. It bills the GenAI spans "
+        "it receives (whatever CMDRDATA_SPAN_SOURCE says) through the spool in "
+        "CMDRDATA_SPOOL_DIR and answers 200 only once they are durable. GET /healthz for "
+        "probes; SIGTERM stops it cleanly. Needs the [serve] extra.",
+    )
+    from cmdrdata_exporter import serve as serve_module
+
+    serve_module.add_arguments(serve)
     args = parser.parse_args(argv)
     if args.command == "flush" and not (args.timeout > 0 and math.isfinite(args.timeout)):
         parser.error("--timeout must be a positive number of seconds")
@@ -278,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         return _flush(settings, args.timeout, out, err)
     if args.command == "requeue":
         return _requeue(settings, args.status, out)
+    if args.command == "serve":
+        return serve_module.run(args)
     return _check(settings, args.offline, out)
 
 

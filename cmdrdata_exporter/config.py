@@ -46,7 +46,9 @@ _ENV_KEYS = (
     "bill_unsampled",
     "cost",
     "prices_file",
+    "customer_attributes",
 )
+DEFAULT_CUSTOMER_ATTRIBUTES = ("cmdrdata.customer_id",)
 # Tuning knobs with no variable; the underscored ones exist so tests can run fast.
 _TUNING_DEFAULTS: dict[str, float | int] = {
     "max_spool_events": DEFAULT_MAX_SPOOL_EVENTS,
@@ -57,6 +59,8 @@ _TUNING_DEFAULTS: dict[str, float | int] = {
     "_auth_retry": 30.0,
     "_poll_interval": 1.0,
     "_batch_size": 16,
+    # genai mode: seconds a foreign span's event waits for its call's other spans (calls.py)
+    "foreign_hold": 30.0,
 }
 
 logger = logging.getLogger("cmdrdata_exporter")
@@ -142,6 +146,7 @@ class Settings:
     span_source: str
     disabled: bool
     bill_unsampled: bool
+    customer_attributes: tuple[str, ...]
     max_spool_events: int
     shutdown_timeout: float
     concurrency: int
@@ -150,6 +155,7 @@ class Settings:
     auth_retry: float
     poll_interval: float
     batch_size: int
+    foreign_hold: float
     problems: tuple[Problem, ...] = field(default=())
     cost: bool = True
     prices_file: str | None = None
@@ -285,6 +291,18 @@ class _Resolver:
             )
         return endpoint
 
+    def names(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """A comma-separated list (or, as a keyword, any sequence) of attribute names."""
+        value, explicit, where = self.raw(name)
+        if value is None:
+            return default
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+            self.bad(explicit, f"{where} must be comma-separated attribute names")
+            return default
+        names = tuple(dict.fromkeys(i.strip() for i in items if i.strip()))
+        return names or default
+
     def text(self, name: str, default: str) -> str:
         value, explicit, where = self.raw(name)
         if value is None or not str(value).strip():
@@ -328,6 +346,7 @@ def resolve(
         span_source=r.choice("span_source", SPAN_SOURCES),
         disabled=r.boolean("disabled", False),
         bill_unsampled=r.boolean("bill_unsampled", True),
+        customer_attributes=r.names("customer_attributes", DEFAULT_CUSTOMER_ATTRIBUTES),
         max_spool_events=int(tuning["max_spool_events"]),
         shutdown_timeout=float(tuning["shutdown_timeout"]),
         concurrency=int(tuning["concurrency"]),
@@ -338,5 +357,6 @@ def resolve(
         batch_size=int(tuning["_batch_size"]),
         cost=r.boolean("cost", True),
         prices_file=r.text("prices_file", "") or None,
+        foreign_hold=float(tuning["foreign_hold"]),
         problems=tuple(r.problems),
     )

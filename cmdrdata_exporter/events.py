@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from cmdrdata_exporter.diagnostics import DEFAULT_DROPS, Drops
+from cmdrdata_exporter.foreign import foreign_view, is_ours
 from opentelemetry_instrumentation_cmdrdata import pricing
 
 try:
@@ -56,6 +57,11 @@ _USAGE_KEYS = (
 class EventSettings(Protocol):
     default_customer_id: str
     span_source: str
+
+
+def customer_attributes(settings: EventSettings) -> tuple[str, ...]:
+    """Where a foreign span keeps its customer (``CMDRDATA_CUSTOMER_ATTRIBUTES``)."""
+    return getattr(settings, "customer_attributes", None) or (semconv.CMDRDATA_CUSTOMER_ID,)
 
 
 def event_id_for(trace_id: int, span_id: int) -> str:
@@ -187,6 +193,10 @@ def span_to_event(
     """The usage event of one span, or None when the span is not a billable call."""
     drops = DEFAULT_DROPS if drops is None else drops
     try:
+        if settings.span_source == "genai" and not is_ours(span):
+            span = foreign_view(span, customer_attributes(settings))  # type: ignore[assignment]
+            if span is None:
+                return None
         if not is_billable(span, settings.span_source):
             return None
         return _convert(span, settings, drops)

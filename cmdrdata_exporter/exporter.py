@@ -21,9 +21,10 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from cmdrdata_exporter import calls
 from cmdrdata_exporter.config import Settings, resolve
 from cmdrdata_exporter.diagnostics import Drops
-from cmdrdata_exporter.events import RecentIds, encode, spans_to_events
+from cmdrdata_exporter.events import encode, span_to_event, spans_to_events
 from cmdrdata_exporter.intake import DirectIntake
 from cmdrdata_exporter.metrics import exporter_metrics
 from cmdrdata_exporter.sender import Delivery, Sender
@@ -57,7 +58,7 @@ class CmdrDataSpanExporter(SpanExporter):
         for problem in self._settings.problems:
             logger.log(problem.level, "cmdrdata exporter: %s", problem.message)
         self._drops = Drops()
-        self._recent = RecentIds()
+        self._ledger = calls.CallLedger(float(self._settings.foreign_hold))
         self._lock = threading.Lock()
         self._closed = False
         self._spool: ResilientSpool | None = None
@@ -151,16 +152,23 @@ class CmdrDataSpanExporter(SpanExporter):
             return 0
         try:
             if self._settings.span_source == "genai":
-                with self._lock:  # the recent-ids memory is shared state
-                    events = spans_to_events(spans, self._settings, self._drops, self._recent)
-            else:
-                events = spans_to_events(spans, self._settings, self._drops)
-            return self.enqueue(events)
+                return self._bill_genai(spans)
+            return self.enqueue(spans_to_events(spans, self._settings, self._drops))
         except Exception as exc:
             self._drops.count(
                 "internal_error", f"could not bill spans ({type(exc).__name__}: {exc})"
             )
             return 0
+
+    def _bill_genai(self, spans: Sequence[ReadableSpan]) -> int:
+        """Any instrumentation's spans, one event per call (``cmdrdata_exporter.calls``)."""
+        pairs = [(span, span_to_event(span, self._settings, self._drops)) for span in spans]
+        with self._lock:  # the ledger is shared state
+            added = calls.bill(self._ledger, pairs, self._spool, encode)
+        self._ensure_sender()
+        if self._sender is not None:
+            self._sender.wake()
+        return added
 
     def enqueue(self, events: Sequence[dict[str, Any]]) -> int:
         """Make events durable and wake the sender."""

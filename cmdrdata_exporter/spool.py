@@ -77,7 +77,8 @@ def health(meta: dict[str, Any]) -> dict[str, Any]:
 class Spool(Protocol):
     description: str
 
-    def put(self, rows: list[tuple[str, str]]) -> int: ...
+    def put(self, rows: list[tuple[str, str]], delay: float = 0.0) -> int: ...
+    def discard(self, event_ids: list[str]) -> int: ...
     def claim(
         self, owner: str, limit: int, lease: float, ignore_timers: bool = False
     ) -> list[Claimed]: ...
@@ -211,7 +212,9 @@ class SqliteSpool:
         if not self.path.exists():
             raise FileNotFoundError(f"spool file {self.path} was removed")
 
-    def put(self, rows: list[tuple[str, str]]) -> int:
+    def put(self, rows: list[tuple[str, str]], delay: float = 0.0) -> int:
+        """Store new events (an id already there is kept as it is); ``delay`` seconds before
+        the first attempt (a foreign span's event waits in case its call's own span comes)."""
         now = time.time()
         with self._lock:
             conn = self._c()
@@ -227,8 +230,17 @@ class SqliteSpool:
                 conn.executemany(
                     "INSERT OR IGNORE INTO events (event_id, body, created, next_attempt) "
                     "VALUES (?, ?, ?, ?)",
-                    [(eid, body, now, now) for eid, body in rows],
+                    [(eid, body, now, now + delay) for eid, body in rows],
                 )
+                return conn.total_changes - before
+
+    def discard(self, event_ids: list[str]) -> int:
+        """Remove queued events that turned out to bill a call twice; returns how many."""
+        with self._lock:
+            conn = self._c()
+            with self._txn(conn):
+                before = conn.total_changes
+                conn.executemany("DELETE FROM events WHERE event_id = ?", [(e,) for e in event_ids])
                 return conn.total_changes - before
 
     def _room(self, conn: sqlite3.Connection, wanted: int) -> int:
@@ -403,7 +415,7 @@ class MemorySpool:
         self._rejected: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._meta: dict[str, Any] = {}
 
-    def put(self, rows: list[tuple[str, str]]) -> int:
+    def put(self, rows: list[tuple[str, str]], delay: float = 0.0) -> int:
         now = time.time()
         added = 0
         with self._lock:
@@ -413,9 +425,13 @@ class MemorySpool:
                 if len(self._rows) >= self._max:
                     _full_warning(self._drops, "memory_queue_full", self._max, "in memory", 1)
                     continue
-                self._rows[eid] = _Row(body, now, now)
+                self._rows[eid] = _Row(body, now, now + delay)
                 added += 1
         return added
+
+    def discard(self, event_ids: list[str]) -> int:
+        with self._lock:
+            return sum(self._rows.pop(eid, None) is not None for eid in event_ids)
 
     def claim(
         self, owner: str, limit: int, lease: float, ignore_timers: bool = False
@@ -574,8 +590,11 @@ class ResilientSpool:
                 self._fail(disk, f"cannot use the spool {disk.description}", exc)
         return use(self.memory)
 
-    def put(self, rows: list[tuple[str, str]]) -> int:
-        return self._call(lambda s: s.put(rows))
+    def put(self, rows: list[tuple[str, str]], delay: float = 0.0) -> int:
+        return self._call(lambda s: s.put(rows, delay))
+
+    def discard(self, event_ids: list[str]) -> int:
+        return self._call(lambda s: s.discard(event_ids))
 
     def claim(
         self, owner: str, limit: int, lease: float, ignore_timers: bool = False

@@ -342,15 +342,46 @@ def wrap_target(hooks: ProviderHooks, target: MethodTarget, telemetry: Telemetry
 
 
 def unwrap_target(target: MethodTarget) -> None:
-    """Restore the original method exactly (only if the wrapper there is ours)."""
+    """Take our wrapper out of the method, leaving any other instrumentation's in place."""
     found = _resolve(target.module, target.qualname)
     if found is None:
         return
     owner, attr = found
-    current = vars(owner).get(attr)
-    if _is_ours(current):
-        setattr(owner, attr, current.__wrapped__)
+    splice_out_ours(owner, attr)
+
+
+# wrapt 2 names the base of every proxy BaseObjectProxy (its ObjectProxy is a subclass).
+_PROXY = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
+
+
+def splice_out_ours(owner: Any, attr: str) -> bool:
+    """Remove our wrapper from ``owner.attr``'s chain of wrappers, wherever it sits in it.
+
+    Outermost: the attribute gets what ours wrapped. Under another instrumentation's wrapt
+    wrapper (OpenLLMetry, the official ones wrap after us): that wrapper is pointed past ours,
+    so theirs keeps working and ``unwrap`` by them later restores the original. A wrapper that
+    is no wrapt proxy cannot be re-pointed; there ours stays and passes calls straight through
+    (the instrumentor is off). Returns whether ours was removed.
+    """
+    outer: Any = None
+    current = vars(owner).get(attr) if isinstance(owner, type) else getattr(owner, attr, None)
+    while isinstance(current, _PROXY):
+        if _is_ours(current):
+            if outer is None:
+                setattr(owner, attr, current.__wrapped__)
+            else:
+                outer.__wrapped__ = current.__wrapped__
+            return True
+        outer, current = current, current.__wrapped__
+    return False
 
 
 def _is_ours(obj: Any) -> bool:
-    return isinstance(obj, wrapt.FunctionWrapper) and getattr(obj, "_self_cmdrdata", False)
+    """Whether this very wrapper is ours. A plain ``getattr`` would not tell: a wrapt proxy
+    forwards the attributes it lacks to what it wraps, so theirs over ours looks like ours."""
+    if not isinstance(obj, wrapt.FunctionWrapper):
+        return False
+    try:
+        return object.__getattribute__(obj, "_self_cmdrdata") is True
+    except AttributeError:
+        return False
