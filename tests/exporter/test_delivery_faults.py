@@ -99,7 +99,10 @@ def test_401_pauses_and_resumes_when_the_key_works(
     cmdrdata_server.set_mode(unauthorized=True)
     exporter = make_exporter()
     exporter.export(make_spans(10))
-    time.sleep(0.5)
+    # Wait for the first refusal (a loaded machine may take a while to schedule the sender).
+    deadline = time.monotonic() + 10
+    while exporter.status()["paused"] is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     status = exporter.status()
     assert status["queued"] == 10 and status["rejected"] == 0
     assert status["paused"] == "API key refused"
