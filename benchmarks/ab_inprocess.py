@@ -11,13 +11,20 @@ heap: each round times a batch of calls per mode, in rotating order, and ``cmdrd
 ``instrument()``-ed just for its batch (with a client built after it) and ``uninstrument()``-ed
 after. Overhead = mode median - ``none`` median of the same round; the table gives the median
 over rounds and [min..max]. Clock: process CPU time per call.
+
+``--billing batch|simple`` also puts a ``CmdrDataSpanExporter`` on the provider (in that span
+processor; no API key, so it spools into a temp dir and never sends), which switches on the
+direct billing hand-over of every call: its per-call cost then shows in ``cmdrdata``. Run it
+with ``PYTHONPATH=<a copy of the packages>`` to compare two versions.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -47,11 +54,27 @@ def _median_call_us(call: Any, calls: int, warmup: int) -> float:
     return statistics.median(times) / 1000
 
 
-def measure(scenario: str, rounds: int, calls: int, warmup: int) -> dict[str, list[float]]:
+def _add_billing(provider: Any, processor: str) -> None:
+    """A keyless CmdrDataSpanExporter: events go to a temp spool and stay there."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    from cmdrdata_exporter import CmdrDataSpanExporter
+
+    os.environ.pop("CMDRDATA_API_KEY", None)
+    exporter = CmdrDataSpanExporter(spool_dir=tempfile.mkdtemp(prefix="cmdrdata-ab-"))
+    wrap = BatchSpanProcessor if processor == "batch" else SimpleSpanProcessor
+    provider.add_span_processor(wrap(exporter))
+
+
+def measure(
+    scenario: str, rounds: int, calls: int, warmup: int, billing: str = "none"
+) -> dict[str, list[float]]:
     """Per round, each mode's median per-call CPU µs."""
     from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor
 
     provider, _exporter = bench._make_provider("simple")
+    if billing != "none":
+        _add_billing(provider, billing)
     tracer = provider.get_tracer("benchmarks.floor")
     spec = tuple(bench.SCENARIOS[scenario])
     instrumentor = CmdrDataInstrumentor()
@@ -78,6 +101,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--scenarios", default="openai,anthropic,gemini")
+    parser.add_argument("--billing", choices=("none", "batch", "simple"), default="none")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     args = parser.parse_args()
 
@@ -87,7 +111,7 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
     ]
     for scenario in args.scenarios.split(","):
-        times = measure(scenario, args.rounds, args.calls, args.warmup)
+        times = measure(scenario, args.rounds, args.calls, args.warmup, args.billing)
         over = {
             mode: [m - n for m, n in zip(times[mode], times["none"], strict=True)]
             for mode in ("floor", "cmdrdata")
@@ -109,7 +133,9 @@ def main() -> None:
         f"{bench._package_note()}",
         f"- Command: `python benchmarks/ab_inprocess.py {' '.join(sys.argv[1:])}`",
         f"- {args.rounds} interleaved rounds of {args.calls} calls per mode (+{args.warmup} "
-        "warm-up), SimpleSpanProcessor and a counting exporter, process CPU time per call; "
+        "warm-up), SimpleSpanProcessor and a counting exporter"
+        + ("" if args.billing == "none" else f", a keyless CmdrDataSpanExporter ({args.billing})")
+        + ", process CPU time per call; "
         "overhead = mode median - `none` median of the same round, median over rounds "
         "[min..max]. Same SDK versions as `results.md`.",
     ]
