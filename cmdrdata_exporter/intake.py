@@ -85,15 +85,24 @@ class DirectIntake:
         """Of the spans a processor exports, those ``export()`` must bill itself.
 
         Claimed spans not submitted yet are ``export()``'s to bill (``submit`` will skip them);
-        spans already submitted are left out, and the buffer is drained first, so that they are
-        durable when ``export()`` returns.
+        spans already submitted are left out. Everything submitted so far is drained first, so
+        that every call that finished before ``export()`` returns is durable by then.
         """
+        handed_over = False
+        keep = spans
+        if self._claims:
+            keep, handed_over = self._sort_claimed(spans)
+        # (handed_over with an empty buffer: the thread may be spooling it right now)
+        if handed_over or self._buffer:
+            self.drain()
+        return keep
+
+    def _sort_claimed(self, spans: Sequence[Any]) -> tuple[list[Any], bool]:
+        """(the spans export() bills, whether any was skipped as handed over already)"""
         claims = self._claims
-        if not claims:
-            return spans
+        lock = self._claims_lock
         keep = []
         handed_over = False
-        lock = self._claims_lock
         for span in spans:
             key = span_key(span)
             if key not in claims:
@@ -110,9 +119,7 @@ class DirectIntake:
                 handed_over = True
             else:
                 keep.append(span)
-        if handed_over:
-            self.drain()
-        return keep
+        return keep, handed_over
 
     def _append(self, span: Any) -> None:
         buffer = self._buffer
