@@ -15,7 +15,9 @@ over rounds and [min..max]. Clock: process CPU time per call.
 ``--billing batch|simple`` also puts a ``CmdrDataSpanExporter`` on the provider (in that span
 processor; no API key, so it spools into a temp dir and never sends), which switches on the
 direct billing hand-over of every call: its per-call cost then shows in ``cmdrdata``. Run it
-with ``PYTHONPATH=<a copy of the packages>`` to compare two versions.
+with ``PYTHONPATH=<a copy of the packages>`` to compare two versions. ``--clock thread`` counts
+only the calling thread's CPU time: what the application's thread pays, without the exporter's
+background threads (whose work lands in random calls and widens the ranges).
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ LABELS = {
 }
 
 
-def _median_call_us(call: Any, calls: int, warmup: int) -> float:
+CLOCKS = {"process": time.process_time_ns, "thread": time.thread_time_ns}
+
+
+def _median_call_us(call: Any, calls: int, warmup: int, clock: Any) -> float:
     for _ in range(warmup):
         call()
-    clock = time.process_time_ns
     times = []
     for _ in range(calls):
         start = clock()
@@ -67,7 +71,12 @@ def _add_billing(provider: Any, processor: str) -> None:
 
 
 def measure(
-    scenario: str, rounds: int, calls: int, warmup: int, billing: str = "none"
+    scenario: str,
+    rounds: int,
+    calls: int,
+    warmup: int,
+    billing: str = "none",
+    clock: Any = time.process_time_ns,
 ) -> dict[str, list[float]]:
     """Per round, each mode's median per-call CPU µs."""
     from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor
@@ -87,11 +96,11 @@ def measure(
                 instrumentor.instrument(tracer_provider=provider)
                 try:
                     call = bench._build_call(mode, spec, tracer)
-                    times[mode].append(_median_call_us(call, calls, warmup))
+                    times[mode].append(_median_call_us(call, calls, warmup, clock))
                 finally:
                     instrumentor.uninstrument()
             else:
-                times[mode].append(_median_call_us(fixed[mode], calls, warmup))
+                times[mode].append(_median_call_us(fixed[mode], calls, warmup, clock))
     return times
 
 
@@ -102,6 +111,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--scenarios", default="openai,anthropic,gemini")
     parser.add_argument("--billing", choices=("none", "batch", "simple"), default="none")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="process")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     args = parser.parse_args()
 
@@ -111,7 +121,9 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
     ]
     for scenario in args.scenarios.split(","):
-        times = measure(scenario, args.rounds, args.calls, args.warmup, args.billing)
+        times = measure(
+            scenario, args.rounds, args.calls, args.warmup, args.billing, CLOCKS[args.clock]
+        )
         over = {
             mode: [m - n for m, n in zip(times[mode], times["none"], strict=True)]
             for mode in ("floor", "cmdrdata")
@@ -135,7 +147,7 @@ def main() -> None:
         f"- {args.rounds} interleaved rounds of {args.calls} calls per mode (+{args.warmup} "
         "warm-up), SimpleSpanProcessor and a counting exporter"
         + ("" if args.billing == "none" else f", a keyless CmdrDataSpanExporter ({args.billing})")
-        + ", process CPU time per call; "
+        + f", {args.clock} CPU time per call; "
         "overhead = mode median - `none` median of the same round, median over rounds "
         "[min..max]. Same SDK versions as `results.md`.",
     ]

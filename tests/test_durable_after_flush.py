@@ -59,6 +59,7 @@ KILLED_AFTER_FLUSH = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("processor", "sampler", "flush", "setup"),
     [
@@ -117,6 +118,7 @@ EXITS_WITH_UNDELIVERED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spool", ["memory", "unwritable"])
 def test_events_lost_at_exit_are_counted_in_one_error_line(
     cmdrdata_server: CmdrDataServer, tmp_path: Path, spool: str
