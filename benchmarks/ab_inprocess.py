@@ -14,6 +14,12 @@ over rounds and [min..max]. Clock: process CPU time per call.
 
 ``--cost`` adds ``cmdrdata-nocost`` (instrumented with ``CMDRDATA_COST=false``) to the same rounds,
 so the price of pricing (``cmdrdata`` - ``cmdrdata-nocost``) is measured within each round.
+``--billing batch|simple`` also puts a ``CmdrDataSpanExporter`` on the provider (in that span
+processor; no API key, so it spools into a temp dir and never sends), which switches on the
+direct billing hand-over of every call: its per-call cost then shows in ``cmdrdata``. Run it
+with ``PYTHONPATH=<a copy of the packages>`` to compare two versions. ``--clock thread`` counts
+only the calling thread's CPU time: what the application's thread pays, without the exporter's
+background threads (whose work lands in random calls and widens the ranges).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,10 +46,12 @@ LABELS = {
 }
 
 
-def _median_call_us(call: Any, calls: int, warmup: int) -> float:
+CLOCKS = {"process": time.process_time_ns, "thread": time.thread_time_ns}
+
+
+def _median_call_us(call: Any, calls: int, warmup: int, clock: Any) -> float:
     for _ in range(warmup):
         call()
-    clock = time.process_time_ns
     times = []
     for _ in range(calls):
         start = clock()
@@ -74,14 +83,34 @@ def _wait_for_prices() -> None:
     pricing.bundled_prices().wait(120)
 
 
+def _add_billing(provider: Any, processor: str) -> None:
+    """A keyless CmdrDataSpanExporter: events go to a temp spool and stay there."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    from cmdrdata_exporter import CmdrDataSpanExporter
+
+    os.environ.pop("CMDRDATA_API_KEY", None)
+    exporter = CmdrDataSpanExporter(spool_dir=tempfile.mkdtemp(prefix="cmdrdata-ab-"))
+    wrap = BatchSpanProcessor if processor == "batch" else SimpleSpanProcessor
+    provider.add_span_processor(wrap(exporter))
+
+
 def measure(
-    scenario: str, rounds: int, calls: int, warmup: int, modes: tuple[str, ...] = MODES
+    scenario: str,
+    rounds: int,
+    calls: int,
+    warmup: int,
+    billing: str = "none",
+    clock: Any = time.process_time_ns,
+    modes: tuple[str, ...] = MODES,
 ) -> dict[str, list[float]]:
     """Per round, each mode's median per-call CPU µs."""
     from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor
 
     _wait_for_prices()
     provider, _exporter = bench._make_provider("simple")
+    if billing != "none":
+        _add_billing(provider, billing)
     tracer = provider.get_tracer("benchmarks.floor")
     spec = tuple(bench.SCENARIOS[scenario])
     instrumentor = CmdrDataInstrumentor()
@@ -95,11 +124,11 @@ def measure(
                 _instrumented(instrumentor, provider, mode)
                 try:
                     call = bench._build_call("cmdrdata", spec, tracer)
-                    times[mode].append(_median_call_us(call, calls, warmup))
+                    times[mode].append(_median_call_us(call, calls, warmup, clock))
                 finally:
                     instrumentor.uninstrument()
             else:
-                times[mode].append(_median_call_us(fixed[mode], calls, warmup))
+                times[mode].append(_median_call_us(fixed[mode], calls, warmup, clock))
     return times
 
 
@@ -109,6 +138,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--scenarios", default="openai,anthropic,gemini")
+    parser.add_argument("--billing", choices=("none", "batch", "simple"), default="none")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="process")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     parser.add_argument(
         "--cost", action="store_true", help="also cmdrdata with CMDRDATA_COST=false, same rounds"
@@ -123,7 +154,9 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
     ]
     for scenario in args.scenarios.split(","):
-        times = measure(scenario, args.rounds, args.calls, args.warmup)
+        times = measure(
+            scenario, args.rounds, args.calls, args.warmup, args.billing, CLOCKS[args.clock]
+        )
         over = {
             mode: [m - n for m, n in zip(times[mode], times["none"], strict=True)]
             for mode in ("floor", "cmdrdata")
@@ -145,7 +178,9 @@ def main() -> None:
         f"{bench._package_note()}",
         f"- Command: `python benchmarks/ab_inprocess.py {' '.join(sys.argv[1:])}`",
         f"- {args.rounds} interleaved rounds of {args.calls} calls per mode (+{args.warmup} "
-        "warm-up), SimpleSpanProcessor and a counting exporter, process CPU time per call; "
+        "warm-up), SimpleSpanProcessor and a counting exporter"
+        + ("" if args.billing == "none" else f", a keyless CmdrDataSpanExporter ({args.billing})")
+        + f", {args.clock} CPU time per call; "
         "overhead = mode median - `none` median of the same round, median over rounds "
         "[min..max]. Same SDK versions as `results.md`.",
     ]
@@ -165,7 +200,7 @@ def cost_main(args: argparse.Namespace) -> None:
         "|---|---:|---:|---:|---:|",
     ]
     for scenario in args.scenarios.split(","):
-        times = measure(scenario, args.rounds, args.calls, args.warmup, modes)
+        times = measure(scenario, args.rounds, args.calls, args.warmup, modes=modes)
         none = times["none"]
         off = [m - n for m, n in zip(times["cmdrdata-nocost"], none, strict=True)]
         on = [m - n for m, n in zip(times["cmdrdata"], none, strict=True)]

@@ -12,6 +12,8 @@ runs, in µs per call (or per chunk), measured in this one process with a real
 SDK TracerProvider + SimpleSpanProcessor + counting exporter, as in
 bench_overhead.py. The steps are the pieces of our wrapper in the order they
 run; their sum is not exactly the total (timeit loops add a little each).
+``--billing batch|simple`` adds a keyless CmdrDataSpanExporter, as in ab_inprocess.py, so the
+direct billing hand-over runs in every call.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import ab_inprocess  # noqa: E402
 import bench_overhead as bench  # noqa: E402
 import canned  # noqa: E402
 
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--number", type=int, default=20000)
     parser.add_argument("--chunks", type=int, default=500)
     parser.add_argument("--json", help="write the numbers here too")
+    parser.add_argument("--billing", choices=("none", "batch", "simple"), default="none")
     args = parser.parse_args()
     n, rep = args.number, args.repeat
 
@@ -80,6 +84,8 @@ def main() -> None:
     from opentelemetry_instrumentation_cmdrdata.streams import SyncStreamWrapper
 
     provider, _exporter = bench._make_provider("simple")
+    if args.billing != "none":
+        ab_inprocess._add_billing(provider, args.billing)
     instrumentor = pkg.CmdrDataInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     tracer = provider.get_tracer("benchmarks.floor")

@@ -2,13 +2,14 @@
 
 ``export()`` converts, writes to the spool and returns; it never waits for the network, so the
 ``BatchSpanProcessor`` worker (and with ``SimpleSpanProcessor`` the application thread) is never
-held up by cmdrdata. Delivery belongs to a daemon sender thread per exporter.
+held up by cmdrdata. Delivery belongs to a daemon sender thread per exporter. Once ``export()`` or
+a ``force_flush()`` returns, every call that finished before it is in the spool, also the calls
+the instrumentor handed over directly (SPEC §7).
 """
 
 from __future__ import annotations
 
 import atexit
-import collections
 import logging
 import os
 import threading
@@ -51,6 +52,12 @@ class CmdrDataSpanExporter(SpanExporter):
     ``max_spool_events=``, ``shutdown_timeout=``, ``concurrency=``) override it and are
     validated strictly. ``meter_provider=`` receives the exporter's own metrics (else the
     global MeterProvider; SPEC section 13).
+
+    Once ``export()``, ``force_flush()`` or the TracerProvider's ``force_flush()`` returns, every
+    instrumented call that finished before it is durable, whichever path billed it; a ``kill -9``
+    then loses nothing. Events that only the in-memory queue held (``CMDRDATA_SPOOL=memory``, or
+    a spool that could not be written) and that are undelivered at ``shutdown()`` are lost: one
+    ERROR line says how many.
     """
 
     def __init__(self, *, meter_provider: MeterProvider | None = None, **overrides: Any) -> None:
@@ -77,13 +84,9 @@ class CmdrDataSpanExporter(SpanExporter):
         if self._spool is not None and s.delivery_blocker is None:
             self._delivery = Delivery(s, self._spool, self._drops, self._metrics)
         # Billing that does not depend on sampling or the span queue (SPEC §8): the
-        # instrumentor hands each finished call to us directly, and export() then skips
-        # the instrumentor's spans so no call is billed twice.
+        # instrumentor hands each finished call to us directly, and export() bills only
+        # those of its spans not handed over yet, so no call is billed twice.
         self._intake: DirectIntake | None = None
-        # (trace id, span id) of calls handed to us directly; the span pipeline delivers a
-        # copy of the span object, so identity cannot tell them apart. Bounded: a claim whose
-        # span the pipeline dropped (queue full, sampled out) is forgotten in time.
-        self._claimed: collections.OrderedDict[tuple[int, int], bool] = collections.OrderedDict()
         if self._spool is not None and s.bill_unsampled:
             self._intake = DirectIntake(self._bill_accepted)
             billing.register_sink(self)
@@ -105,25 +108,19 @@ class CmdrDataSpanExporter(SpanExporter):
                 "export_after_shutdown", "spans exported after shutdown() are not billed"
             )
             return SpanExportResult.FAILURE
-        claimed = self._claimed
-        if claimed:
-            # Calls the instrumentor handed to us directly are billed already.
-            spans = [span for span in spans if not claimed.pop(_span_key(span), False)]
+        intake = self._intake
+        if intake is not None:
+            # Calls handed to us directly are billed by that path (and durable once this returns).
+            spans = intake.exported(spans)
             if not spans:
                 return SpanExportResult.SUCCESS
         self.bill_spans(spans)
         return SpanExportResult.SUCCESS
 
     def claim_direct(self, span: ReadableSpan) -> None:
-        """The instrumentor will hand us this span directly: skip it in export()."""
+        """The instrumentor will hand us this span directly once it has ended."""
         if self._intake is not None:
-            claimed = self._claimed
-            claimed[_span_key(span)] = True
-            if len(claimed) > _MAX_CLAIMS:
-                try:
-                    claimed.popitem(last=False)
-                except KeyError:
-                    pass
+            self._intake.claim(span)
 
     def submit_direct(self, span: ReadableSpan) -> None:
         """Take one finished call from the instrumentor: sampled or not, it is billed.
@@ -133,6 +130,12 @@ class CmdrDataSpanExporter(SpanExporter):
         intake = self._intake
         if intake is not None and not self._closed:
             intake.submit(span)
+
+    def flush_direct(self) -> None:
+        """Make every call handed over so far durable before returning (a TracerProvider's
+        ``force_flush()`` reaches us here, also for calls no span processor saw)."""
+        if self._intake is not None:
+            self._intake.drain()
 
     def bill_spans(self, spans: Sequence[ReadableSpan]) -> int:
         """Convert and spool these spans' events now; returns how many were newly queued.
@@ -230,8 +233,28 @@ class CmdrDataSpanExporter(SpanExporter):
                 self._spool.release_owner(self._delivery.owner)  # type: ignore[union-attr]
             if finished and self._spool is not None:
                 self._spool.close()
+            self._report_lost()
         except Exception as exc:
             logger.warning("cmdrdata exporter shutdown: %s", type(exc).__name__)
+
+    def _report_lost(self) -> None:
+        """One ERROR line for the undelivered events that only memory held: they die with us."""
+        spool = self._spool
+        if spool is None or spool.disk is not None:
+            return
+        left = spool.memory.pending()
+        if left:
+            why = (
+                "CMDRDATA_SPOOL=memory"
+                if self._settings.spool == "memory"
+                else "the spool could not be written"
+            )
+            logger.error(
+                "cmdrdata exporter shutdown: %d events were not delivered and are lost "
+                "(they were held in memory only: %s)",
+                left,
+                why,
+            )
 
     def status(self) -> dict[str, Any]:
         """Counts (queued, delivered, rejected), rejections, last error, pause and drops."""
@@ -275,9 +298,6 @@ class CmdrDataSpanExporter(SpanExporter):
                 self._delivery = Delivery(self._settings, self._spool, self._drops, self._metrics)
 
 
-_MAX_CLAIMS = 50_000
-
-
 def _observers(exporter: CmdrDataSpanExporter) -> tuple[Callable[[], Any], Callable[[], Any]]:
     """The metrics callbacks, through a weak reference: a MeterProvider outlives exporters."""
     ref = weakref.ref(exporter)
@@ -291,11 +311,6 @@ def _observers(exporter: CmdrDataSpanExporter) -> tuple[Callable[[], Any], Calla
         return None if live is None else live._paused_by()
 
     return queue_state, paused_by
-
-
-def _span_key(span: ReadableSpan) -> tuple[int, int]:
-    context = span.context
-    return (context.trace_id, context.span_id) if context is not None else (0, 0)
 
 
 def _after_fork_in_child() -> None:

@@ -6,6 +6,12 @@ The instrumentor gives every finished call to each live exporter (see
 nothing, so it is a deque append; a small daemon thread converts and spools the spans in
 batches. When the buffer is full (a burst far beyond what the spool can absorb), the caller
 bills its own span synchronously instead: slower for that call, but nothing is dropped.
+
+A sampled call also reaches the exporter through the span pipeline, and whichever path sees it
+first bills it (SPEC §7, §8): the instrumentor *claims* the span before ending it, so ``export()``
+can tell a span not handed over yet (``SimpleSpanProcessor`` exports inside ``span.end()``: export
+bills it, synchronously, and the hand-over that follows skips it) from one already handed over
+(export skips it, after draining the buffer, so it is durable when export returns).
 """
 
 from __future__ import annotations
@@ -17,6 +23,19 @@ from typing import Any
 
 _BATCH = 512
 _POLL_SECONDS = 0.02
+# Bounded: a claim whose span the pipeline never exports (sampled out of a full queue) is
+# forgotten in time; only one older than this many later calls could be billed twice.
+_MAX_CLAIMS = 50_000
+# Where a claimed call is: ended but not handed over yet, in the buffer, or billed by export().
+_CLAIMED, _SUBMITTED, _EXPORTED = 1, 2, 3
+
+SpanKey = tuple[int, int]
+
+
+def span_key(span: Any) -> SpanKey:
+    """(trace id, span id): the pipeline exports a copy of the span, so identity cannot match."""
+    context = span.context
+    return (context.trace_id, context.span_id) if context is not None else (0, 0)
 
 
 class DirectIntake:
@@ -28,11 +47,81 @@ class DirectIntake:
         self._drain_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._claims: collections.OrderedDict[SpanKey, int] = collections.OrderedDict()
+        self._claims_lock = threading.Lock()
+
+    def claim(self, span: Any) -> None:
+        """Note a span about to end that will be submitted; no other thread knows it yet."""
+        claims = self._claims
+        claims[span_key(span)] = _CLAIMED
+        if len(claims) > _MAX_CLAIMS:
+            try:
+                claims.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
+                pass
 
     def submit(self, span: Any) -> None:
-        """Take one finished span; O(1) on the caller's thread except under overflow."""
+        """Take one finished span; O(1) on the caller's thread except under overflow.
+
+        A claimed span that ``export()`` already billed is skipped.
+        """
         if self._stopped:
             return
+        claims = self._claims
+        if claims:
+            key = span_key(span)
+            if key in claims:  # absent keys never reappear: only claim() adds one, before this
+                with self._claims_lock:
+                    state = claims.pop(key, None)
+                    if state == _EXPORTED:
+                        return
+                    if state == _CLAIMED:
+                        claims[key] = _SUBMITTED
+                    self._append(span)
+                return
+        self._append(span)
+
+    def exported(self, spans: Sequence[Any]) -> Sequence[Any]:
+        """Of the spans a processor exports, those ``export()`` must bill itself.
+
+        Claimed spans not submitted yet are ``export()``'s to bill (``submit`` will skip them);
+        spans already submitted are left out. Everything submitted so far is drained first, so
+        that every call that finished before ``export()`` returns is durable by then.
+        """
+        handed_over = False
+        keep = spans
+        if self._claims:
+            keep, handed_over = self._sort_claimed(spans)
+        # (handed_over with an empty buffer: the thread may be spooling it right now)
+        if handed_over or self._buffer:
+            self.drain()
+        return keep
+
+    def _sort_claimed(self, spans: Sequence[Any]) -> tuple[list[Any], bool]:
+        """(the spans export() bills, whether any was skipped as handed over already)"""
+        claims = self._claims
+        lock = self._claims_lock
+        keep = []
+        handed_over = False
+        for span in spans:
+            key = span_key(span)
+            if key not in claims:
+                keep.append(span)
+                continue
+            with lock:
+                state = claims.pop(key, None)
+                if state == _CLAIMED:
+                    claims[key] = _EXPORTED
+                elif state == _EXPORTED:  # the same span exported again: billed already
+                    claims[key] = _EXPORTED
+                    continue
+            if state == _SUBMITTED:
+                handed_over = True
+            else:
+                keep.append(span)
+        return keep, handed_over
+
+    def _append(self, span: Any) -> None:
         buffer = self._buffer
         if len(buffer) >= self._max_buffer:
             self._bill([span])
@@ -90,3 +179,5 @@ class DirectIntake:
         self._wake = threading.Event()
         self._drain_lock = threading.Lock()
         self._thread = None
+        self._claims = collections.OrderedDict()
+        self._claims_lock = threading.Lock()

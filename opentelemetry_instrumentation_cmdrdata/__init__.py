@@ -52,6 +52,7 @@ class CmdrDataInstrumentor(BaseInstrumentor):
         telemetry = build_telemetry(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
         customer._reload_settings()  # pick up CMDRDATA_BAGGAGE_SECRET as set now
         self._telemetry = telemetry
+        telemetry.attach_span_processor()  # force_flush() makes direct billing durable
         self._wrapped = []
         for name, sdk_module, factory in available(
             list(providers) if providers is not None else None
@@ -86,6 +87,7 @@ class CmdrDataInstrumentor(BaseInstrumentor):
             # Bound methods the SDK cached (with_raw_response) may still hold
             # our wrapper: switching it off makes them pass straight through.
             self._telemetry.active = False
+            self._telemetry.detach_span_processor()
         for target in self._wrapped:
             unwrap_target(target)
         self._wrapped = []

@@ -5,10 +5,13 @@ full ``BatchSpanProcessor`` queue drops the rest of a burst — but a billing
 record must not be lost. So when a call finishes, its span (or, for a span the
 sampler dropped, a finished record with the same ids and attributes) is handed
 straight to every registered *sink*: in practice each live
-``cmdrdata_exporter.CmdrDataSpanExporter`` with ``bill_unsampled`` on. Those
-exporters then ignore this package's spans when the span pipeline delivers
-them, so each call is billed exactly once per exporter, and the spans the
-sampler dropped still never reach any other exporter.
+``cmdrdata_exporter.CmdrDataSpanExporter`` with ``bill_unsampled`` on. Whichever
+of the two paths (this hand-over, or the span pipeline's ``export()``) brings a
+call to an exporter first bills it and the other skips it, so each call is
+billed exactly once per exporter, and the spans the sampler dropped still never
+reach any other exporter. A sink holds what it took
+for a moment before making it durable; ``flush_sinks()`` (called by the
+TracerProvider's ``force_flush()`` through our span processor) waits for that.
 
 The registry lives here, at the start of the data path, so the instrumentor
 never imports the exporter: the exporter registers itself.
@@ -34,6 +37,9 @@ class BillingSink(Protocol):
 
     def submit_direct(self, span: Any) -> None:
         """Take one finished span of ours; must be fast, thread-safe and never raise."""
+
+    def flush_direct(self) -> None:
+        """Make every span taken so far durable before returning."""
 
 
 # Weak references, so an exporter nobody holds any more is not kept alive by us. The registry
@@ -75,24 +81,29 @@ def sinks() -> tuple[Any, ...]:
 
 def claim(sinks: tuple[Any, ...], span: Any) -> None:
     """Tell the sinks this (sampled) span will reach them directly. Never raises."""
-    _each(sinks, "claim_direct", span, "claim")
+    _each(sinks, "claim_direct", "claim a span", span)
 
 
 def bill_directly(sinks: tuple[Any, ...], span: Any) -> None:
     """Hand one finished span to the sinks. Never raises."""
-    _each(sinks, "submit_direct", span, "take")
+    _each(sinks, "submit_direct", "take a span", span)
+
+
+def flush_sinks() -> None:
+    """Make every call handed to a sink so far durable. Never raises."""
+    _each(sinks(), "flush_direct", "flush")
 
 
 _reported: set[tuple[str, str]] = set()
 
 
-def _each(sinks: tuple[Any, ...], method: str, span: Any, verb: str) -> None:
-    """Call ``method(span)`` on every sink; a failing sink is logged once, the rest still run."""
+def _each(sinks: tuple[Any, ...], method: str, what: str, *args: Any) -> None:
+    """Call ``method(*args)`` on every sink; a failing sink is logged once, the rest still run."""
     for sink in sinks:
         try:
-            getattr(sink, method)(span)
+            getattr(sink, method)(*args)
         except Exception as exc:
             key = (method, type(exc).__name__)
             level = logging.DEBUG if key in _reported else logging.WARNING
             _reported.add(key)
-            _log.log(level, "cmdrdata: a billing sink failed to %s a span: %s", verb, exc)
+            _log.log(level, "cmdrdata: a billing sink failed to %s: %s", what, exc)

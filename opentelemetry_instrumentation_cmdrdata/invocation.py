@@ -207,6 +207,8 @@ class Invocation:
             billing.claim(sinks, span)
         span.end()
         if sinks:
+            if self.telemetry.awaiting_provider:
+                self.telemetry.attach_span_processor()
             billing.bill_directly(
                 sinks,
                 span

@@ -12,7 +12,7 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from . import pricing, semconv
+from . import pricing, semconv, span_processor
 from .version import __version__
 
 _log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
@@ -60,6 +60,9 @@ class Telemetry:
     active: bool = True
     metrics_off: bool = False  # a no-op MeterProvider: it never records
     pricer: pricing.Pricer | None = None  # None: CMDRDATA_COST=false
+    span_processor: span_processor.CmdrDataSpanProcessor | None = None
+    # instrument() found no SDK TracerProvider yet: attach ours when a call finds one.
+    awaiting_provider: bool = False
 
     def records_metrics(self) -> bool:
         """False while a point would go nowhere: no MeterProvider set yet, or a no-op one.
@@ -71,6 +74,24 @@ class Telemetry:
             return False
         histogram = self.duration_histogram
         return getattr(histogram, "_real_instrument", histogram) is not None
+
+    def attach_span_processor(self) -> None:
+        """Put our span processor on the given TracerProvider, else on the global one as soon
+        as the app has set an SDK provider (asked per billed call until then)."""
+        provider = self.tracer_provider
+        processor = span_processor.attach(
+            provider if provider is not None else trace.get_tracer_provider()
+        )
+        if processor is not None and self.active:
+            processor.active = True
+            self.span_processor = processor
+        self.awaiting_provider = processor is None and provider is None and self.active
+
+    def detach_span_processor(self) -> None:
+        """The SDK cannot remove a processor: make ours inert."""
+        self.awaiting_provider = False
+        if self.span_processor is not None:
+            self.span_processor.active = False
 
 
 def build_telemetry(tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry:

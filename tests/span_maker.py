@@ -1,9 +1,12 @@
-"""Real finished spans of our instrumentation scope, and the environment of a child
-process that exports them: shared by the exporter, fault and soak tests."""
+"""Real finished spans of our instrumentation scope, and the environment, the calls and the
+running of a child process that bills them: shared by the exporter, fault and soak tests."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from opentelemetry_instrumentation_cmdrdata import semconv
+from opentelemetry_instrumentation_cmdrdata import customer_context, semconv
 from tests.servers.cmdrdata_server import TEST_API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,3 +65,19 @@ def child_env(endpoint: str, spool_dir: Path) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
     )
     return env
+
+
+def chat_as(client: Any, customers: Iterable[str]) -> None:
+    """One instrumented chat completion per customer id, each inside its ``customer_context``."""
+    for customer in customers:
+        with customer_context(customer):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+
+
+def run_python(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python *args`` from the project root with ``env``; output captured as text."""
+    return subprocess.run(
+        [sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )

@@ -60,8 +60,9 @@ KILLED_APP = textwrap.dedent(
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from cmdrdata_exporter import CmdrDataSpanExporter
     from cmdrdata_exporter.events import event_id_for
-    from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor, customer_context
+    from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor
     from tests.servers.openai_server import OpenAIFakeServer
+    from tests.span_maker import chat_as
 
     n = int(sys.argv[1])
     memory = InMemorySpanExporter()
@@ -72,11 +73,7 @@ KILLED_APP = textwrap.dedent(
     provider.add_span_processor(BatchSpanProcessor(exporter))
     CmdrDataInstrumentor().instrument(tracer_provider=provider)
     with OpenAIFakeServer() as openai_server:
-        client = openai_server.client()
-        for i in range(n):
-            with customer_context(f"cust-{i % 3}"):
-                client.chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        chat_as(openai_server.client(), [f"cust-{i % 3}" for i in range(n)])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         status = exporter.status()
