@@ -73,6 +73,7 @@ class Invocation:
         "span",
         "start_ns",
         "telemetry",
+        "usage_complete",
     )
 
     def __init__(
@@ -96,6 +97,8 @@ class Invocation:
         self.finish_reasons: list[str] | None = None
         self.first_chunk_ns: int | None = None
         self.hide_usage_chunk = request.hide_usage_chunk
+        # Set where the provider's final usage report is read; a failed call is never complete.
+        self.usage_complete = False
 
         model = request.model
         attributes: dict[str, Any] = {
@@ -185,8 +188,8 @@ class Invocation:
         err_type = error_type(error) if error is not None else None
         if err_type is not None:
             attributes[sc.ERROR_TYPE] = err_type
-        if attributes:
-            span.set_attributes(attributes)
+        attributes[sc.CMDRDATA_USAGE_COMPLETE] = self.usage_complete and err_type is None
+        span.set_attributes(attributes)
         if err_type is not None:
             span.set_status(Status(StatusCode.ERROR, err_type))
         sinks = billing.sinks()

@@ -3,9 +3,9 @@
 They are transparent proxies (``isinstance`` and every attribute still work)
 that feed each chunk to the provider's hook and finish the invocation on
 every way a stream can end: exhaustion, an error, ``close()``/``aclose()``,
-leaving a ``with`` block, closing the underlying HTTP response (what the SDK
-stream helpers do), or garbage collection. The sync and async classes share
-all logic but the ``await``.
+leaving a ``with`` block, leaving a ``for`` loop over it, closing the
+underlying HTTP response (what the SDK stream helpers do), or garbage
+collection. The sync and async classes share all logic but the ``await``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import wrapt
 from .invocation import log_internal_error
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from .invocation import Invocation
     from .providers.base import ProviderHooks
 
@@ -44,6 +46,54 @@ class ClosingResponse(wrapt.ObjectProxy):
             return await self.__wrapped__.aclose(*args, **kwargs)
         finally:
             self._self_invocation.finish()
+
+
+class _Loop:
+    """What one ``for`` (or ``async for``) loop over a stream iterates, owned by that loop.
+
+    Leaving the loop early (``break``, ``return``, an exception in its body) drops
+    the loop's only reference, and reference counting runs ``__del__`` at once: the
+    span ends right there, as leaving a ``for`` over a generator closes it. Only the
+    span: the stream stays open, and a later loop over it gets a fresh ``_Loop``
+    and the remaining chunks, unchanged. (An async generator would not do: the event
+    loop finalizes those later, not when the loop is left.)
+    """
+
+    __slots__ = ("_on_leave", "_step")
+
+    def __init__(self, step: Callable[[], Any], on_leave: Callable[[], None]) -> None:
+        self._step = step
+        self._on_leave = on_leave
+
+    def __del__(self) -> None:
+        try:
+            self._on_leave()
+        except Exception as exc:
+            log_internal_error("ending the span of a stream left by its loop", exc)
+
+
+class LoopIterator(_Loop):
+    """A sync loop's iterator: each step is ``step()``; see :class:`_Loop`."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> LoopIterator:
+        return self
+
+    def __next__(self) -> Any:
+        return self._step()
+
+
+class AsyncLoopIterator(_Loop):
+    """An ``async for`` loop's iterator: each step awaits ``step()``; see :class:`_Loop`."""
+
+    __slots__ = ()
+
+    def __aiter__(self) -> AsyncLoopIterator:
+        return self
+
+    def __anext__(self) -> Awaitable[Any]:
+        return self._step()
 
 
 class _StreamCore(wrapt.ObjectProxy):
@@ -82,9 +132,15 @@ class _StreamCore(wrapt.ObjectProxy):
             pass
 
 
+def end_stream_span(stream: Any) -> None:
+    """End the span of a stream we wrapped, leaving the stream open; others are left alone."""
+    if isinstance(stream, _StreamCore):
+        stream._self_invocation.finish()
+
+
 class SyncStreamWrapper(_StreamCore):
-    def __iter__(self) -> SyncStreamWrapper:
-        return self
+    def __iter__(self) -> LoopIterator:
+        return LoopIterator(self.__next__, self._self_invocation.finish)
 
     def __next__(self) -> Any:
         invocation = self._self_invocation
@@ -124,8 +180,8 @@ class SyncStreamWrapper(_StreamCore):
 
 
 class AsyncStreamWrapper(_StreamCore):
-    def __aiter__(self) -> AsyncStreamWrapper:
-        return self
+    def __aiter__(self) -> AsyncLoopIterator:
+        return AsyncLoopIterator(self.__anext__, self._self_invocation.finish)
 
     async def __anext__(self) -> Any:
         invocation = self._self_invocation
@@ -163,6 +219,34 @@ class AsyncStreamWrapper(_StreamCore):
             await closer()
         finally:
             self._self_invocation.finish()
+
+
+def helper_loop_wrapper(is_async: bool) -> Callable[..., Any]:
+    """The wrapt wrapper for ``__iter__`` (or ``__aiter__``) of an SDK helper stream.
+
+    The helpers (Anthropic ``messages.stream()``, OpenAI ``.stream()``) read our
+    stream as their ``_raw_stream`` inside a generator of their own, which a
+    ``break`` in the caller's loop does not close; so the caller's loop over the
+    helper gets a loop iterator of ours, whose leaving ends the span.
+    """
+    if is_async:
+        raw_type: type = AsyncStreamWrapper
+        loop_type: type[_Loop] = AsyncLoopIterator
+        step = "__anext__"
+    else:
+        raw_type, loop_type, step = SyncStreamWrapper, LoopIterator, "__next__"
+
+    def helper_loop(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        iterator = wrapped(*args, **kwargs)
+        try:
+            raw = getattr(instance, "_raw_stream", None)
+            if isinstance(raw, raw_type):
+                return loop_type(getattr(iterator, step), raw._self_invocation.finish)
+        except Exception as exc:
+            log_internal_error("wrapping a loop over a stream helper", exc)
+        return iterator
+
+    return helper_loop
 
 
 def wrap_stream(stream: Any, invocation: Invocation, hooks: ProviderHooks, is_async: bool) -> Any:
