@@ -10,7 +10,7 @@ collection. The sync and async classes share all logic but the ``await``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import wrapt
 
@@ -96,6 +96,117 @@ class AsyncLoopIterator(_Loop):
         return self._step()
 
 
+class _Reader:
+    """Reads an SDK stream for the caller: each chunk to the provider's hook, and the
+    span ended with the stream (exhausted or raising)."""
+
+    __slots__ = ("_invocation", "_on_chunk", "_read", "_stream")
+    #: The SDK stream's method that gives the next chunk.
+    step: ClassVar[str]
+
+    def __init__(
+        self,
+        read: Callable[[], Any],
+        invocation: Invocation,
+        on_chunk: Callable[..., bool],
+        stream: _StreamCore | None,
+    ) -> None:
+        self._read = read  # the SDK stream's bound __next__ / __anext__
+        self._invocation = invocation
+        self._on_chunk = on_chunk
+        # A loop's reader keeps our stream alive (and its span open) while the loop
+        # runs; the stream's own reader does not (the stream holds it: no cycle).
+        self._stream = stream
+
+    def _accept(self, chunk: Any) -> bool:
+        """Record a chunk; False means the caller must not see it."""
+        invocation = self._invocation
+        if invocation.first_chunk_ns is None:
+            invocation.mark_first_chunk()
+        try:
+            return self._on_chunk(invocation, chunk)
+        except Exception as exc:
+            log_internal_error("reading a stream chunk", exc)
+            return True
+
+
+_R = TypeVar("_R", bound=_Reader)
+
+
+class _SyncReader(_Reader):
+    __slots__ = ()
+    step = "__next__"
+
+    def __iter__(self) -> _SyncReader:
+        return self
+
+    def __next__(self) -> Any:
+        # _accept inlined: this runs once per chunk.
+        invocation = self._invocation
+        while True:
+            try:
+                chunk = self._read()
+            except StopIteration:
+                invocation.finish()
+                raise
+            except BaseException as exc:
+                invocation.finish(exc)
+                raise
+            if invocation.first_chunk_ns is None:
+                invocation.mark_first_chunk()
+            try:
+                if self._on_chunk(invocation, chunk):
+                    return chunk
+            except Exception as exc:
+                log_internal_error("reading a stream chunk", exc)
+                return chunk
+
+
+class _AsyncReader(_Reader):
+    __slots__ = ()
+    step = "__anext__"
+
+    def __aiter__(self) -> _AsyncReader:
+        return self
+
+    async def __anext__(self) -> Any:
+        invocation = self._invocation
+        while True:
+            try:
+                chunk = await self._read()
+            except StopAsyncIteration:
+                invocation.finish()
+                raise
+            except BaseException as exc:
+                invocation.finish(exc)
+                raise
+            if self._accept(chunk):
+                return chunk
+
+
+def _end_span_on_leave(reader: _Reader) -> None:
+    """``__del__`` of a loop's reader: see :class:`_Loop`."""
+    try:
+        reader._invocation.finish()
+    except Exception as exc:
+        log_internal_error("ending the span of a stream left by its loop", exc)
+
+
+class _SyncLoopReader(_SyncReader):
+    """The reader one ``for`` loop over our stream owns (see :class:`_Loop`); it does the
+    chunk work itself, so a loop costs no extra call per chunk."""
+
+    __slots__ = ()
+    __del__ = _end_span_on_leave
+
+
+class _AsyncLoopReader(_AsyncReader):
+    """The reader one ``async for`` loop over our stream owns: see :class:`_SyncLoopReader`."""
+
+    __slots__ = ()
+    __del__ = _end_span_on_leave
+
+
 class _StreamCore(wrapt.ObjectProxy):
     """What sync and async stream wrappers share."""
 
@@ -104,17 +215,19 @@ class _StreamCore(wrapt.ObjectProxy):
         self._self_invocation = invocation
         self._self_on_chunk = hooks.on_chunk
         self._self_response: ClosingResponse | None = None
+        # For next() / anext() called on the stream itself, outside a loop.
+        self._self_reader: _Reader | None = None
 
-    def _self_accept(self, chunk: Any) -> bool:
-        """Record a chunk; False means the caller must not see it."""
-        invocation = self._self_invocation
-        if invocation.first_chunk_ns is None:
-            invocation.mark_first_chunk()
-        try:
-            return self._self_on_chunk(invocation, chunk)
-        except Exception as exc:
-            log_internal_error("reading a stream chunk", exc)
-            return True
+    def _self_new_reader(self, reader_type: type[_R], stream: _StreamCore | None) -> _R:
+        read = getattr(self.__wrapped__, reader_type.step)
+        return reader_type(read, self._self_invocation, self._self_on_chunk, stream)
+
+    def _self_own_reader(self, reader_type: type[_R]) -> _R:
+        """The stream's own reader, for next() outside a loop."""
+        reader = self._self_reader
+        if reader is None:
+            reader = self._self_reader = self._self_new_reader(reader_type, None)
+        return reader
 
     @property
     def response(self) -> Any:
@@ -139,28 +252,11 @@ def end_stream_span(stream: Any) -> None:
 
 
 class SyncStreamWrapper(_StreamCore):
-    def __iter__(self) -> LoopIterator:
-        return LoopIterator(self.__next__, self._self_invocation.finish)
+    def __iter__(self) -> _SyncLoopReader:
+        return self._self_new_reader(_SyncLoopReader, self)
 
     def __next__(self) -> Any:
-        invocation = self._self_invocation
-        while True:
-            try:
-                chunk = self.__wrapped__.__next__()
-            except StopIteration:
-                invocation.finish()
-                raise
-            except BaseException as exc:
-                invocation.finish(exc)
-                raise
-            if invocation.first_chunk_ns is None:
-                invocation.mark_first_chunk()
-            try:
-                if self._self_on_chunk(invocation, chunk):
-                    return chunk
-            except Exception as exc:
-                log_internal_error("reading a stream chunk", exc)
-                return chunk
+        return self._self_own_reader(_SyncReader).__next__()
 
     def __enter__(self) -> SyncStreamWrapper:
         self.__wrapped__.__enter__()
@@ -180,22 +276,11 @@ class SyncStreamWrapper(_StreamCore):
 
 
 class AsyncStreamWrapper(_StreamCore):
-    def __aiter__(self) -> AsyncLoopIterator:
-        return AsyncLoopIterator(self.__anext__, self._self_invocation.finish)
+    def __aiter__(self) -> _AsyncLoopReader:
+        return self._self_new_reader(_AsyncLoopReader, self)
 
-    async def __anext__(self) -> Any:
-        invocation = self._self_invocation
-        while True:
-            try:
-                chunk = await self.__wrapped__.__anext__()
-            except StopAsyncIteration:
-                invocation.finish()
-                raise
-            except BaseException as exc:
-                invocation.finish(exc)
-                raise
-            if self._self_accept(chunk):
-                return chunk
+    def __anext__(self) -> Awaitable[Any]:
+        return self._self_own_reader(_AsyncReader).__anext__()
 
     async def __aenter__(self) -> AsyncStreamWrapper:
         await self.__wrapped__.__aenter__()
