@@ -10,6 +10,8 @@ collection. The sync and async classes share all logic but the ``await``.
 
 from __future__ import annotations
 
+import dis
+import sys
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import wrapt
@@ -48,6 +50,23 @@ class ClosingResponse(wrapt.ObjectProxy):
             self._self_invocation.finish()
 
 
+_LOOP_OPCODES = frozenset(dis.opmap[name] for name in ("GET_ITER", "GET_AITER"))
+
+
+def called_by_loop(depth: int) -> bool:
+    """Whether the caller ``depth`` frames up asks for an iterator for a ``for`` (or
+    ``async for``) statement, rather than by ``iter()`` (``next(iter(stream))`` takes a
+    chunk without entering, or leaving, any loop). Frames of wrapt are skipped.
+    """
+    try:
+        frame: Any = sys._getframe(depth + 1)
+        while frame.f_globals.get("__name__", "").startswith("wrapt"):
+            frame = frame.f_back
+        return frame.f_code.co_code[frame.f_lasti] in _LOOP_OPCODES
+    except Exception:  # no frames to read (another interpreter): take it for a loop
+        return True
+
+
 class _Loop:
     """What one ``for`` (or ``async for``) loop over a stream iterates, owned by that loop.
 
@@ -56,7 +75,9 @@ class _Loop:
     span ends right there, as leaving a ``for`` over a generator closes it. Only the
     span: the stream stays open, and a later loop over it gets a fresh ``_Loop``
     and the remaining chunks, unchanged. (An async generator would not do: the event
-    loop finalizes those later, not when the loop is left.)
+    loop finalizes those later, not when the loop is left.) An iterator asked for by
+    ``iter()`` rather than by a loop statement (``next(iter(stream))``) is not one of
+    these: taking a chunk that way leaves no loop, so it ends nothing.
     """
 
     __slots__ = ("_on_leave", "_step")
@@ -252,8 +273,10 @@ def end_stream_span(stream: Any) -> None:
 
 
 class SyncStreamWrapper(_StreamCore):
-    def __iter__(self) -> _SyncLoopReader:
-        return self._self_new_reader(_SyncLoopReader, self)
+    def __iter__(self) -> _SyncReader:
+        if called_by_loop(1):
+            return self._self_new_reader(_SyncLoopReader, self)
+        return self._self_own_reader(_SyncReader)
 
     def __next__(self) -> Any:
         return self._self_own_reader(_SyncReader).__next__()
@@ -276,8 +299,10 @@ class SyncStreamWrapper(_StreamCore):
 
 
 class AsyncStreamWrapper(_StreamCore):
-    def __aiter__(self) -> _AsyncLoopReader:
-        return self._self_new_reader(_AsyncLoopReader, self)
+    def __aiter__(self) -> _AsyncReader:
+        if called_by_loop(1):
+            return self._self_new_reader(_AsyncLoopReader, self)
+        return self._self_own_reader(_AsyncReader)
 
     def __anext__(self) -> Awaitable[Any]:
         return self._self_own_reader(_AsyncReader).__anext__()
@@ -325,7 +350,7 @@ def helper_loop_wrapper(is_async: bool) -> Callable[..., Any]:
         iterator = wrapped(*args, **kwargs)
         try:
             raw = getattr(instance, "_raw_stream", None)
-            if isinstance(raw, raw_type):
+            if isinstance(raw, raw_type) and called_by_loop(1):
                 return loop_type(getattr(iterator, step), raw._self_invocation.finish)
         except Exception as exc:
             log_internal_error("wrapping a loop over a stream helper", exc)

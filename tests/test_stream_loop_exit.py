@@ -80,3 +80,21 @@ async def test_break_ends_the_span_at_loop_exit(shape, flavour, servers, instrum
     assert [dump(item) for item in items + remaining] == expected
     await opened.close()
     assert len(spans()) == 1
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+async def test_a_chunk_taken_by_iter_leaves_no_loop(shape, flavour, servers, instrument, spans):
+    """``next(iter(stream))`` enters no loop, so it ends nothing: the stream goes on
+    being recorded, and is billed in full."""
+    configure(servers, SHAPES[shape])
+    opened = await open_stream(shape, servers, flavour)
+    stream = opened.stream
+    first = await anext(aiter(stream)) if flavour == "async" else next(iter(stream))
+    assert first is not None
+    assert spans() == []
+
+    await rest(stream)
+    await opened.close()
+    [span] = spans()
+    assert span.attributes["cmdrdata.usage.complete"] is True

@@ -54,7 +54,7 @@ from opentelemetry import context as otel_context
 from .. import semconv as sc
 from ..invocation import log_internal_error
 from ..patching import TRANSPORT, make_wrapper, take_call_kwargs
-from ..streams import AsyncLoopIterator, LoopIterator, end_stream_span
+from ..streams import AsyncLoopIterator, LoopIterator, called_by_loop, end_stream_span
 from ._common import ServerCache, add_counts, common_request_attributes, token_count
 from .base import MethodTarget, ProviderHooks, RequestInfo
 
@@ -678,7 +678,7 @@ class _SyncSteps(_Steps):
     def __iter__(self) -> Any:
         # The caller's own loop (the call's generator): leaving it ends the spans.
         scope = self._self_scope
-        if scope is None:
+        if scope is None or not called_by_loop(1):
             return self
         return LoopIterator(self.__next__, scope.end_spans)
 
@@ -715,7 +715,7 @@ class _AsyncSteps(_Steps):
 
     def __aiter__(self) -> Any:
         scope = self._self_scope
-        if scope is None:
+        if scope is None or not called_by_loop(1):
             return self
         return AsyncLoopIterator(self.__anext__, scope.end_spans)
 
