@@ -343,8 +343,8 @@ def main() -> None:
         "hooks.on_chunk alone (a content chunk)",
         _median_us(lambda: hooks.on_chunk(inv1, mid), n, rep),
     )
-    w = SyncStreamWrapper(ListStream(), inv1, hooks)
-    row("_self_accept alone (a content chunk)", _median_us(lambda: w._self_accept(mid), n, rep))
+    reader = iter(SyncStreamWrapper(ListStream(), inv1, hooks))
+    row("reader._accept alone (a content chunk)", _median_us(lambda: reader._accept(mid), n, rep))
     # ---- probes for the suggested optimisations ---------------------------------------
     import threading
 

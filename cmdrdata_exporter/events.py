@@ -187,6 +187,22 @@ def _ms(seconds: Any) -> int | None:
     return None
 
 
+def usage_complete(attrs: Mapping[str, Any], error_type: str | None) -> bool:
+    """Whether the provider reported the call's usage in full (SPEC section 3).
+
+    Never for a failed call. Our spans say so in ``cmdrdata.usage.complete``. A span
+    without it (another instrumentation's, with ``span_source=genai``, or an older
+    version of ours) is taken as complete when the call did not fail and carries
+    usage: such spans do not tell an aborted stream from a finished one.
+    """
+    if error_type is not None:
+        return False
+    flag = attrs.get(semconv.CMDRDATA_USAGE_COMPLETE)
+    if isinstance(flag, bool):
+        return flag
+    return any(key in attrs for key in _USAGE_KEYS)
+
+
 def span_to_event(
     span: ReadableSpan, settings: EventSettings, drops: Drops | None = None
 ) -> dict[str, Any] | None:
@@ -270,6 +286,7 @@ def _convert(span: ReadableSpan, settings: EventSettings, drops: Drops) -> dict[
         "time_to_first_chunk_ms": _ms(attrs.get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)),
         "finish_reasons": [clip(r, drops, "finish reason") for r in reasons if isinstance(r, str)],
         "error_type": error_type,
+        "usage_complete": usage_complete(attrs, error_type),
         "trace_id": f"{trace_id:032x}",
         "span_id": f"{span_id:016x}",
         "service_name": clip(service, drops, "service.name") if isinstance(service, str) else None,

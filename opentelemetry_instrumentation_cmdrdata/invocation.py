@@ -74,6 +74,7 @@ class Invocation:
         "span",
         "start_ns",
         "telemetry",
+        "usage_complete",
     )
 
     def __init__(
@@ -98,6 +99,8 @@ class Invocation:
         self.finish_reasons: list[str] | None = None
         self.first_chunk_ns: int | None = None
         self.hide_usage_chunk = request.hide_usage_chunk
+        # Set where the provider's final usage report is read; a failed call is never complete.
+        self.usage_complete = False
 
         model = request.model
         attributes: dict[str, Any] = {
@@ -187,6 +190,7 @@ class Invocation:
         err_type = error_type(error) if error is not None else None
         if err_type is not None:
             attributes[sc.ERROR_TYPE] = err_type
+        attributes[sc.CMDRDATA_USAGE_COMPLETE] = self.usage_complete and err_type is None
         pricer = self.telemetry.pricer
         if pricer is not None:
             known = self.metric_attributes
@@ -197,8 +201,7 @@ class Invocation:
                 known.get(sc.GEN_AI_REQUEST_MODEL),
                 self.reported_cost,
             )
-        if attributes:
-            span.set_attributes(attributes)
+        span.set_attributes(attributes)
         if err_type is not None:
             span.set_status(Status(StatusCode.ERROR, err_type))
         sinks = billing.sinks()

@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover
 from . import customer
 from .invocation import Invocation, log_internal_error
 from .raw_response import record_value, wrap_raw_response
+from .streams import helper_loop_wrapper
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -55,6 +56,9 @@ _OUR_KWARGS = ("customer_id", "cmdrdata_metadata", "track_usage")
 #: ``MethodTarget.api`` of an SDK's low-level request method: wrapped only to keep
 #: our baggage off every request, billed or not.
 TRANSPORT = "transport"
+#: ``MethodTarget.api`` of an SDK helper stream's ``__iter__``/``__aiter__``: wrapped so
+#: that leaving a loop over the helper ends the span (``streams.helper_loop_wrapper``).
+HELPER_LOOP = "helper_loop"
 
 
 def take_call_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -328,6 +332,8 @@ def wrap_target(hooks: ProviderHooks, target: MethodTarget, telemetry: Telemetry
     try:
         if target.api == TRANSPORT:
             handler = _async_hiding_wrapper if target.is_async else _hiding_wrapper
+        elif target.api == HELPER_LOOP:
+            handler = helper_loop_wrapper(target.is_async)
         else:
             handler = hooks.custom_wrapper(target, telemetry) or make_wrapper(
                 hooks, target, telemetry

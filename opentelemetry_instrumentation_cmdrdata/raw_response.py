@@ -31,6 +31,10 @@ def record_value(
         return wrap_stream(value, invocation, hooks, target.is_async)
     try:
         hooks.on_response(invocation, target, value)
+        # A whole response carries the call's whole usage, if it carries any.
+        invocation.usage_complete = (
+            invocation.input_tokens is not None or invocation.output_tokens is not None
+        )
     except Exception as exc:
         log_internal_error("reading the response", exc)
     invocation.finish()

@@ -51,6 +51,8 @@ ERROR_TYPE = "error.type"
 # Ours: who is billed
 CMDRDATA_CUSTOMER_ID = "cmdrdata.customer_id"
 CMDRDATA_METADATA_PREFIX = "cmdrdata.metadata."
+# True when the provider reported the call's usage in full (SPEC section 3).
+CMDRDATA_USAGE_COMPLETE = "cmdrdata.usage.complete"
 
 # Metrics
 GEN_AI_TOKEN_TYPE = "gen_ai.token.type"

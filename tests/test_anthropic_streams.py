@@ -17,6 +17,7 @@ from opentelemetry.trace import StatusCode
 from opentelemetry_instrumentation_cmdrdata.providers.anthropic import record_usage
 from tests import test_anthropic_calls
 from tests.servers.anthropic_server import AnthropicUsage
+from tests.stream_shapes import rest
 from tests.test_anthropic_calls import (
     BASE_KWARGS,
     SHAPES,
@@ -75,19 +76,11 @@ async def _open(client, shape):
     return stream, lambda: manager.__exit__(None, None, None)
 
 
-async def _take(stream, n):
-    items = []
+async def _next_items(stream, n):
+    """``n`` items by ``next()``, outside any loop (leaving a loop would end the span)."""
     if hasattr(stream, "__anext__"):
-        async for item in stream:
-            items.append(item)
-            if len(items) == n:
-                break
-    else:
-        for item in stream:
-            items.append(item)
-            if len(items) == n:
-                break
-    return items
+        return [await stream.__anext__() for _ in range(n)]
+    return [next(stream) for _ in range(n)]
 
 
 EARLY_EXITS = ["close", "with_exit", "response_close", "gc"]
@@ -102,9 +95,9 @@ async def test_early_exit_ends_the_span_once(
     anthropic_server.configure(usage=USAGE, chunks=50)
     stream, leave_manager = await _open(clients(flavour), shape)
 
-    items = await _take(stream, 3)  # left by `break`
+    items = await _next_items(stream, 3)
     assert len(items) == 3
-    assert spans() == []  # a stream left by break is still open until it is closed
+    assert spans() == []  # still open until it ends
     if how == "close":
         await resolve(stream.close())
     elif how == "with_exit":
@@ -142,7 +135,7 @@ async def test_exhausted_then_closed_ends_once(
 ):
     anthropic_server.configure(usage=USAGE)
     stream, leave_manager = await _open(clients(flavour), shape)
-    await _take(stream, 10_000)
+    await rest(stream)
     await resolve(stream.close())
     if leave_manager is not None:
         await resolve(leave_manager())

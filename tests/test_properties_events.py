@@ -83,6 +83,7 @@ OUR_METADATA: dict[str, tuple[type, ...]] = {
     "time_to_first_chunk_ms": (int, type(None)),
     "finish_reasons": (list,),
     "error_type": (str, type(None)),
+    "usage_complete": (bool,),
     "trace_id": (str,),
     "span_id": (str,),
     "service_name": (str, type(None)),
@@ -146,6 +147,7 @@ KNOWN: dict[str, st.SearchStrategy[Any]] = {
     sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: token_values,
     sc.ERROR_TYPE: st.one_of(st.just("RateLimitError"), values),
     sc.CMDRDATA_CUSTOMER_ID: st.one_of(st.just("cust-42"), values),
+    sc.CMDRDATA_USAGE_COMPLETE: st.one_of(st.booleans(), values),
 }
 metadata_keys = st.one_of(
     st.sampled_from([*sorted(OUR_METADATA), "plan", "x.y", "a.b.c", "", "customer_id"]),
@@ -270,6 +272,11 @@ def assert_event_shape(event: dict[str, Any], span: ReadableSpan) -> None:
     if span.status.status_code is StatusCode.ERROR:
         # (An empty ``error.type`` is checked on its own below.)
         assert meta["error_type"] is not None, "a failed call names its error"
+    flag = (span.attributes or {}).get(sc.CMDRDATA_USAGE_COMPLETE)
+    if meta["error_type"] is not None:
+        assert meta["usage_complete"] is False, "a failed call's usage is never complete"
+    elif isinstance(flag, bool):
+        assert meta["usage_complete"] is flag
     assert all(type(k) is str for k in meta)
 
     # JSON: what the server gets parses back to the same event, and needs no NaN extension.

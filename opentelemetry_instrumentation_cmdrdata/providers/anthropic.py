@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import semconv as sc
 from ..invocation import log_internal_error
-from ..patching import TRANSPORT, make_wrapper, take_call_kwargs
+from ..patching import HELPER_LOOP, TRANSPORT, make_wrapper, take_call_kwargs
 from ._common import (
     ServerCache,
     add_counts,
@@ -65,6 +65,8 @@ _PLATFORM_PROVIDERS = {
 # (``MessageStreamManager.__api_request`` and its beta/async siblings).
 _REQUEST_ATTRIBUTE_SUFFIX = "__api_request"
 _BASE_CLIENT = "anthropic._base_client"
+_HELPER_STREAMS = "anthropic.lib.streaming._messages"
+_BETA_HELPER_STREAMS = "anthropic.lib.streaming._beta_messages"
 
 
 def _targets() -> tuple[MethodTarget, ...]:
@@ -78,6 +80,14 @@ def _targets() -> tuple[MethodTarget, ...]:
     # also from the SDK's own propagation.
     targets.append(MethodTarget(_BASE_CLIENT, "SyncAPIClient.request", "", False, TRANSPORT))
     targets.append(MethodTarget(_BASE_CLIENT, "AsyncAPIClient.request", "", True, TRANSPORT))
+    # messages.stream()'s helper streams: leaving a loop over one ends the span.
+    for module, prefix in ((_HELPER_STREAMS, ""), (_BETA_HELPER_STREAMS, "Beta")):
+        targets.append(
+            MethodTarget(module, f"{prefix}MessageStream.__iter__", "", False, HELPER_LOOP)
+        )
+        targets.append(
+            MethodTarget(module, f"{prefix}AsyncMessageStream.__aiter__", "", True, HELPER_LOOP)
+        )
     return tuple(targets)
 
 
@@ -173,6 +183,7 @@ class AnthropicHooks(ProviderHooks):
             usage = getattr(chunk, "usage", None)
             if usage is not None:
                 record_usage(invocation, usage)
+                invocation.usage_complete = True  # message_delta's usage is the final count
         return True
 
     def is_stream(self, result: Any) -> bool:

@@ -54,6 +54,7 @@ from opentelemetry import context as otel_context
 from .. import semconv as sc
 from ..invocation import log_internal_error
 from ..patching import TRANSPORT, make_wrapper, take_call_kwargs
+from ..streams import AsyncLoopIterator, LoopIterator, called_by_loop, end_stream_span
 from ._common import ServerCache, add_counts, common_request_attributes, token_count
 from .base import MethodTarget, ProviderHooks, RequestInfo
 
@@ -209,6 +210,9 @@ def record_generate_chunk(invocation: Invocation, chunk: Any) -> None:
     usage = getattr(chunk, "usage_metadata", None)
     if usage is not None:
         record_usage(invocation, usage)
+        # The running total is the final one once a candidate has finished.
+        if invocation.finish_reasons:
+            invocation.usage_complete = True
 
 
 def record_embed_response(invocation: Invocation, response: Any) -> None:
@@ -474,6 +478,13 @@ class _CallScope:
         self.streams = []
         return [stream for stream in streams if stream is not None]
 
+    def end_spans(self) -> None:
+        """The caller left its loop: end the open request streams' spans, not the streams."""
+        for ref in self.streams:
+            stream = ref()
+            if stream is not None:
+                end_stream_span(stream)
+
     def close_streams(self) -> None:
         for stream in self.open_streams():
             try:
@@ -653,7 +664,8 @@ class _SyncSteps(_Steps):
     """A generator (still a generator to ``isinstance``) stepping inside ``enter``/``leave``.
 
     With a ``scope``, closing it also closes the request streams the call opened
-    (their spans end then, not whenever the garbage collector gets to them).
+    (their spans end then, not whenever the garbage collector gets to them), and
+    leaving a loop over it ends their spans (see ``streams.LoopIterator``).
     """
 
     def _self_step(self, method: Callable[..., Any], *args: Any) -> Any:
@@ -663,8 +675,12 @@ class _SyncSteps(_Steps):
         finally:
             self._self_leave(token)
 
-    def __iter__(self) -> _SyncSteps:
-        return self
+    def __iter__(self) -> Any:
+        # The caller's own loop (the call's generator): leaving it ends the spans.
+        scope = self._self_scope
+        if scope is None or not called_by_loop(1):
+            return self
+        return LoopIterator(self.__next__, scope.end_spans)
 
     def __next__(self) -> Any:
         return self._self_step(self.__wrapped__.__next__)
@@ -697,8 +713,11 @@ class _AsyncSteps(_Steps):
         finally:
             self._self_leave(token)
 
-    def __aiter__(self) -> _AsyncSteps:
-        return self
+    def __aiter__(self) -> Any:
+        scope = self._self_scope
+        if scope is None or not called_by_loop(1):
+            return self
+        return AsyncLoopIterator(self.__anext__, scope.end_spans)
 
     async def __anext__(self) -> Any:
         return await self._self_step(self.__wrapped__.__anext__)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .. import pricing
 from .. import semconv as sc
 from ..invocation import log_internal_error
-from ..patching import TRANSPORT, call_with_pending_kwargs, take_call_kwargs
+from ..patching import HELPER_LOOP, TRANSPORT, call_with_pending_kwargs, take_call_kwargs
 from ._common import (
     ServerCache,
     client_server,
@@ -34,6 +34,8 @@ _RESPONSES = "openai.resources.responses.responses"
 _COMPLETIONS = "openai.resources.completions"
 _EMBEDDINGS = "openai.resources.embeddings"
 _HELPER = "stream_helper"  # a stream manager that calls create() later
+_CHAT_HELPER = "openai.lib.streaming.chat._completions"
+_RESPONSES_HELPER = "openai.lib.streaming.responses._responses"
 _REQUEST_SUFFIX = "__api_request"  # where a sync stream manager keeps its deferred create()
 
 # OpenAI-compatible services reached through the openai SDK, named by host.
@@ -88,6 +90,11 @@ class OpenAIHooks(ProviderHooks):
         # Every request, billed or not (models.list, files...): keep our baggage off it.
         MethodTarget("openai._base_client", "SyncAPIClient.request", "", False, TRANSPORT),
         MethodTarget("openai._base_client", "AsyncAPIClient.request", "", True, TRANSPORT),
+        # The .stream() helpers' streams: leaving a loop over one ends the span.
+        MethodTarget(_CHAT_HELPER, "ChatCompletionStream.__iter__", "", False, HELPER_LOOP),
+        MethodTarget(_CHAT_HELPER, "AsyncChatCompletionStream.__aiter__", "", True, HELPER_LOOP),
+        MethodTarget(_RESPONSES_HELPER, "ResponseStream.__iter__", "", False, HELPER_LOOP),
+        MethodTarget(_RESPONSES_HELPER, "AsyncResponseStream.__aiter__", "", True, HELPER_LOOP),
     )
 
     def __init__(self, telemetry: Telemetry) -> None:
@@ -219,14 +226,20 @@ class OpenAIHooks(ProviderHooks):
             invocation.response_id = fields.get("id") or None
             invocation.response_model = fields.get("model") or None
         choices = fields.get("choices")
+        finishing = False
         if choices and isinstance(choices, list):
             for choice in choices:
                 reason = getattr(choice, "finish_reason", None)
                 if reason is not None:
                     invocation.add_finish_reason(reason)
+                    finishing = True
         usage = fields.get("usage")
         if usage is not None:
             _record_usage(invocation, usage, _COMPLETION_USAGE)
+            # The final usage: OpenAI's usage-only chunk, or (some compatible servers)
+            # the finishing chunk; usage on other chunks is a running count.
+            if not choices or finishing:
+                invocation.usage_complete = True
             if not choices and invocation.hide_usage_chunk:
                 return False
         return True
@@ -303,6 +316,9 @@ def _record_response_object(invocation: Invocation, response: Any) -> None:
 
 
 _FINAL_RESPONSE_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
+# Final events of a response that ran to its end (``incomplete``: stopped by a token
+# limit), so their usage is the call's whole usage; ``failed`` is a failed call.
+_COMPLETE_USAGE_EVENTS = frozenset(("response.completed", "response.incomplete"))
 
 
 def _record_response_event(invocation: Invocation, event_type: str, event: Any) -> None:
@@ -310,6 +326,8 @@ def _record_response_event(invocation: Invocation, event_type: str, event: Any) 
         response = getattr(event, "response", None)
         if response is not None:
             _record_response_object(invocation, response)
+            if event_type in _COMPLETE_USAGE_EVENTS and getattr(response, "usage", None):
+                invocation.usage_complete = True
     elif event_type == "response.created" and invocation.response_id is None:
         response = getattr(event, "response", None)
         invocation.response_id = getattr(response, "id", None) or None

@@ -30,6 +30,7 @@ def test_full_event_from_a_real_span(make_spans):
             semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: 7,
             semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.2514,
             semconv.CMDRDATA_CUSTOMER_ID: "cust-42",
+            semconv.CMDRDATA_USAGE_COMPLETE: True,
             "cmdrdata.metadata.plan": "pro",
             "cmdrdata.metadata.event_id": "forged",  # never overrides ours
         }
@@ -71,6 +72,7 @@ def test_full_event_from_a_real_span(make_spans):
         "time_to_first_chunk_ms": 251,
         "finish_reasons": ["stop"],
         "error_type": None,
+        "usage_complete": True,
         "trace_id": f"{span.context.trace_id:032x}",
         "span_id": f"{span.context.span_id:016x}",
         "service_name": "checkout-api",
@@ -135,6 +137,33 @@ def test_failed_call_is_still_an_event(make_spans):
     assert (event["input_tokens"], event["output_tokens"], event["total_tokens"]) == (0, 0, 0)
     (untyped,) = make_spans(error=True)
     assert span_to_event(untyped, DEFAULTS)["metadata"]["error_type"] == "_OTHER"
+
+
+@pytest.mark.parametrize(
+    ("complete", "error", "scope", "expected"),
+    [
+        (True, False, semconv.SCOPE_NAME, True),
+        (False, False, semconv.SCOPE_NAME, False),  # an aborted stream, billed as reported
+        (True, True, semconv.SCOPE_NAME, False),  # a failed call never is
+        (None, False, "openllmetry", True),  # no flag: usage and no error
+        (None, True, "openllmetry", False),
+        ("yes", False, "openllmetry", True),  # not a bool: derived the same way
+    ],
+)
+def test_usage_complete_is_on_every_event(make_spans, complete, error, scope, expected):
+    (span,) = make_spans(scope=scope, error=error, **{semconv.CMDRDATA_USAGE_COMPLETE: complete})
+    event = span_to_event(span, GENAI)
+    assert event["metadata"]["usage_complete"] is expected
+    assert (event["input_tokens"], event["output_tokens"]) == (1200, 300)
+
+
+def test_usage_complete_without_flag_or_usage_is_false(make_spans):
+    (span,) = make_spans(
+        **{semconv.GEN_AI_USAGE_INPUT_TOKENS: None, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: None}
+    )
+    event = span_to_event(span, DEFAULTS)
+    assert event["metadata"]["usage_complete"] is False
+    assert event["input_tokens"] == 0
 
 
 def test_instrumentor_source_bills_only_our_scope(make_spans):
