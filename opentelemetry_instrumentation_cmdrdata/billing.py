@@ -21,6 +21,8 @@ import threading
 import weakref
 from typing import Any, Protocol
 
+from .logs import LogOnce
+
 _log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
 
 
@@ -83,7 +85,7 @@ def bill_directly(sinks: tuple[Any, ...], span: Any) -> None:
     _each(sinks, "submit_direct", span, "take")
 
 
-_reported: set[tuple[str, str]] = set()
+_sink_failures = LogOnce(_log)
 
 
 def _each(sinks: tuple[Any, ...], method: str, span: Any, verb: str) -> None:
@@ -92,7 +94,10 @@ def _each(sinks: tuple[Any, ...], method: str, span: Any, verb: str) -> None:
         try:
             getattr(sink, method)(span)
         except Exception as exc:
-            key = (method, type(exc).__name__)
-            level = logging.DEBUG if key in _reported else logging.WARNING
-            _reported.add(key)
-            _log.log(level, "cmdrdata: a billing sink failed to %s a span: %s", verb, exc)
+            _sink_failures.log(
+                (method, type(exc).__name__),
+                logging.WARNING,
+                "cmdrdata: a billing sink failed to %s a span: %s",
+                verb,
+                exc,
+            )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import wrapt
 
-from .invocation import log_internal_error
+from .logs import log_internal_error
 
 if TYPE_CHECKING:
     from .invocation import Invocation
