@@ -166,15 +166,23 @@ def server_of(base_url: Any) -> tuple[str | None, int | None]:
 def record_usage(invocation: Invocation, usage: Any) -> None:
     """Set the invocation's tokens from one ``usage_metadata`` (replacing, never adding).
 
-    Streams call this on every chunk: sums are only made where a second count is there.
+    Streams call this on every chunk, so the counts are checked inline (as ``token_count``
+    does) and summed only where a second count is there.
     """
-    thoughts = token_count(getattr(usage, "thoughts_token_count", None))
-    prompt = token_count(getattr(usage, "prompt_token_count", None))
+    prompt = getattr(usage, "prompt_token_count", None)
+    if type(prompt) is not int or prompt < 0:
+        prompt = None
+    candidates = getattr(usage, "candidates_token_count", None)
+    if type(candidates) is not int or candidates < 0:
+        candidates = None
+    thoughts = getattr(usage, "thoughts_token_count", None)
+    if type(thoughts) is not int or thoughts < 0:
+        thoughts = None
+    cached = getattr(usage, "cached_content_token_count", None)
     tool_use = getattr(usage, "tool_use_prompt_token_count", None)
     invocation.input_tokens = prompt if tool_use is None else add_counts(prompt, tool_use)
-    candidates = token_count(getattr(usage, "candidates_token_count", None))
     invocation.output_tokens = candidates if thoughts is None else add_counts(candidates, thoughts)
-    invocation.cache_read_tokens = token_count(getattr(usage, "cached_content_token_count", None))
+    invocation.cache_read_tokens = cached if type(cached) is int and cached >= 0 else None
     invocation.reasoning_tokens = thoughts
 
 
@@ -191,8 +199,11 @@ def record_generate_response(invocation: Invocation, response: Any) -> None:
         _record_http_body(invocation, getattr(response, "sdk_http_response", None))
 
 
-def record_generate_chunk(invocation: Invocation, chunk: Any) -> None:
-    """One streamed ``GenerateContentResponse``: a delta, with the running usage."""
+def record_generate_chunk(invocation: Invocation, chunk: Any) -> bool:
+    """One streamed ``GenerateContentResponse``: a delta, with the running usage.
+
+    The provider's ``on_chunk`` itself (one call less per chunk): always shown.
+    """
     if invocation.response_id is None:
         invocation.response_id = getattr(chunk, "response_id", None) or None
     if invocation.response_model is None:
@@ -206,6 +217,7 @@ def record_generate_chunk(invocation: Invocation, chunk: Any) -> None:
     usage = getattr(chunk, "usage_metadata", None)
     if usage is not None:
         record_usage(invocation, usage)
+    return True
 
 
 def record_embed_response(invocation: Invocation, response: Any) -> None:
@@ -427,9 +439,7 @@ class GoogleGenAIHooks(ProviderHooks):
         else:
             record_generate_response(invocation, response)
 
-    def on_chunk(self, invocation: Invocation, chunk: Any) -> bool:
-        record_generate_chunk(invocation, chunk)
-        return True
+    on_chunk = staticmethod(record_generate_chunk)
 
     def is_stream(self, result: Any) -> bool:
         # A (sync or async) generator of GenerateContentResponse chunks; the
