@@ -78,7 +78,7 @@ def main() -> None:
     from opentelemetry.trace import SpanKind
 
     import opentelemetry_instrumentation_cmdrdata as pkg
-    from opentelemetry_instrumentation_cmdrdata import customer, patching
+    from opentelemetry_instrumentation_cmdrdata import calls, customer
     from opentelemetry_instrumentation_cmdrdata.invocation import Invocation
     from opentelemetry_instrumentation_cmdrdata.raw_response import record_value
     from opentelemetry_instrumentation_cmdrdata.streams import SyncStreamWrapper
@@ -149,13 +149,11 @@ def main() -> None:
     )
 
     rows.append(("# our steps, in the order they run", None, 0, 0))
-    row("split_call_kwargs", _median_us(lambda: patching.split_call_kwargs(kwargs), n, rep))
-    in_call = patching._IN_CALL
+    row("take_call_kwargs", _median_us(lambda: calls.take_call_kwargs(kwargs), n, rep))
+    scope = calls._SCOPE
     row(
-        "_IN_CALL.get() + get_current() + suppression check",
-        _median_us(
-            lambda: (in_call.get(), patching._suppressed(otel_context.get_current())), n, rep
-        ),
+        "_SCOPE.get() + get_current() + suppression check",
+        _median_us(lambda: (scope.get(), calls._suppressed(otel_context.get_current())), n, rep),
     )
     row(
         "hooks.request (RequestInfo, request attributes)",
@@ -234,12 +232,12 @@ def main() -> None:
     def context_steps() -> None:
         ctx = trace.set_span_in_context(span, otel_context.get_current())
         token = otel_context.attach(ctx)
-        t2 = in_call.set(True)
+        t2 = scope.set(None)
         otel_context.detach(token)
-        in_call.reset(t2)
+        scope.reset(t2)
 
     row(
-        "context: set_span_in_context + attach/detach + _IN_CALL set/reset",
+        "context: set_span_in_context + attach/detach + _SCOPE set/reset",
         _median_us(context_steps, n, rep),
     )
 

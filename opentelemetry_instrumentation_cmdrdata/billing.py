@@ -24,6 +24,8 @@ import threading
 import weakref
 from typing import Any, Protocol
 
+from .logs import LogOnce
+
 _log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
 
 
@@ -94,7 +96,7 @@ def flush_sinks() -> None:
     _each(sinks(), "flush_direct", "flush")
 
 
-_reported: set[tuple[str, str]] = set()
+_sink_failures = LogOnce(_log)
 
 
 def _each(sinks: tuple[Any, ...], method: str, what: str, *args: Any) -> None:
@@ -103,7 +105,10 @@ def _each(sinks: tuple[Any, ...], method: str, what: str, *args: Any) -> None:
         try:
             getattr(sink, method)(*args)
         except Exception as exc:
-            key = (method, type(exc).__name__)
-            level = logging.DEBUG if key in _reported else logging.WARNING
-            _reported.add(key)
-            _log.log(level, "cmdrdata: a billing sink failed to %s: %s", what, exc)
+            _sink_failures.log(
+                (method, type(exc).__name__),
+                logging.WARNING,
+                "cmdrdata: a billing sink failed to %s: %s",
+                what,
+                exc,
+            )

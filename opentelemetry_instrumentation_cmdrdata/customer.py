@@ -64,7 +64,6 @@ import hmac
 import logging
 import os
 import re
-import threading
 from collections.abc import Mapping
 from contextvars import Token
 from types import TracebackType
@@ -75,6 +74,7 @@ from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry.context.context import Context
 
+from opentelemetry_instrumentation_cmdrdata.logs import LogOnce
 from opentelemetry_instrumentation_cmdrdata.semconv import (
     CMDRDATA_CUSTOMER_ID,
     CMDRDATA_METADATA_PREFIX,
@@ -144,8 +144,8 @@ class _Settings:
 
 
 _settings: _Settings | None = None
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
+# Each reason is warned about once (until the settings are reloaded); repeats are dropped.
+_warned = LogOnce(_logger, repeat_level=None)
 
 
 def _get_settings() -> _Settings:
@@ -160,19 +160,12 @@ def _reload_settings() -> _Settings:
     global _settings
     settings = _Settings.from_env()
     _settings = settings
-    with _warned_lock:
-        _warned.clear()
+    _warned.reset()
     return settings
 
 
 def _warn_once(reason: str, message: str, *args: object) -> None:
-    if reason in _warned:
-        return
-    with _warned_lock:
-        if reason in _warned:
-            return
-        _warned.add(reason)
-    _logger.warning(message, *args)
+    _warned.log(reason, logging.WARNING, message, *args)
 
 
 # --- validation -----------------------------------------------------------------------

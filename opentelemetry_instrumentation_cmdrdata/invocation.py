@@ -8,7 +8,6 @@ garbage collection).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -21,30 +20,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import billing, pricing
 from . import semconv as sc
+from .logs import log_internal_error
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .providers.base import RequestInfo
+    from .targets import RequestInfo
     from .telemetry import Telemetry
 
-_log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
-_reported: set[tuple[str, str]] = set()
 _ID_GENERATOR = RandomIdGenerator()
-
-
-def log_internal_error(where: str, exc: BaseException) -> None:
-    """Log an error of ours once per place and type; later repeats go to DEBUG."""
-    key = (where, type(exc).__name__)
-    if key in _reported:
-        _log.debug("cmdrdata instrumentation error in %s", where, exc_info=exc)
-        return
-    _reported.add(key)
-    _log.warning(
-        "cmdrdata instrumentation error in %s (the call itself is unaffected): %s: %s",
-        where,
-        type(exc).__name__,
-        exc,
-    )
 
 
 def error_type(exc: BaseException) -> str:

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import wrapt
 
-from .invocation import log_internal_error
+from .logs import log_internal_error
 from .streams import wrap_stream
 
 if TYPE_CHECKING:
     from .invocation import Invocation
-    from .providers.base import MethodTarget, ProviderHooks
+    from .providers.base import ProviderHooks
+    from .targets import MethodTarget
 
 
 def record_value(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import wrapt
 
-from .invocation import log_internal_error
+from .logs import log_internal_error
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

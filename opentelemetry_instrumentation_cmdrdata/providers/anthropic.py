@@ -1,10 +1,8 @@
 """Anthropic SDK: ``messages.create`` / ``parse`` / ``stream``, also under ``beta.messages``.
 
 ``messages.stream()`` returns a manager that sends its request only when it is
-entered. So the span starts there: the manager's request (a callable, or an
-awaitable for the async manager) is swapped for one that runs through the
-generic wrapper, which starts the span, makes the request inside it and hands
-back our stream wrapper as the raw event stream. The SDK's ``MessageStream``
+entered, so the span starts there (``Strategy.DEFERRED_REQUEST``), and our
+stream wrapper becomes the manager's raw event stream. The SDK's ``MessageStream``
 reads every server-sent event from that raw stream, so iterating it,
 ``text_stream``, ``get_final_message()``, ``get_final_text()`` and
 ``until_done()`` all feed the span, and its ``close()`` ends it.
@@ -20,12 +18,9 @@ field wins, nothing is summed across events.
 from __future__ import annotations
 
 import importlib
-import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import semconv as sc
-from ..invocation import log_internal_error
-from ..patching import HELPER_LOOP, TRANSPORT, make_wrapper, take_call_kwargs
 from ._common import (
     ServerCache,
     add_counts,
@@ -33,10 +28,10 @@ from ._common import (
     common_request_attributes,
     token_count,
 )
-from .base import MethodTarget, ProviderHooks, RequestInfo
+from .base import MethodTarget, ProviderHooks, RequestInfo, Strategy
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Generator, Sequence
+    from collections.abc import Sequence
 
     from ..invocation import Invocation
     from ..telemetry import Telemetry
@@ -60,10 +55,6 @@ _PLATFORM_PROVIDERS = {
     "AnthropicVertex": sc.PROVIDER_VERTEX_AI,
     "AsyncAnthropicVertex": sc.PROVIDER_VERTEX_AI,
 }
-
-# The name-mangled attribute holding a stream manager's request
-# (``MessageStreamManager.__api_request`` and its beta/async siblings).
-_REQUEST_ATTRIBUTE_SUFFIX = "__api_request"
 _BASE_CLIENT = "anthropic._base_client"
 _HELPER_STREAMS = "anthropic.lib.streaming._messages"
 _BETA_HELPER_STREAMS = "anthropic.lib.streaming._beta_messages"
@@ -74,19 +65,26 @@ def _targets() -> tuple[MethodTarget, ...]:
     for module in (_MESSAGES, _BETA_MESSAGES, *_PLATFORM_BETA_MESSAGES):
         for owner, is_async in (("Messages", False), ("AsyncMessages", True)):
             for method in ("create", "parse", "stream"):
-                api = "stream" if method == "stream" else "messages"
-                targets.append(MethodTarget(module, f"{owner}.{method}", sc.OP_CHAT, is_async, api))
+                strategy = Strategy.DEFERRED_REQUEST if method == "stream" else Strategy.CALL
+                targets.append(
+                    MethodTarget(
+                        module, f"{owner}.{method}", sc.OP_CHAT, is_async, "messages", strategy
+                    )
+                )
     # Every request, billed or not (count_tokens, batches...): keep our baggage off it,
     # also from the SDK's own propagation.
-    targets.append(MethodTarget(_BASE_CLIENT, "SyncAPIClient.request", "", False, TRANSPORT))
-    targets.append(MethodTarget(_BASE_CLIENT, "AsyncAPIClient.request", "", True, TRANSPORT))
+    for owner, is_async in (("SyncAPIClient", False), ("AsyncAPIClient", True)):
+        targets.append(
+            MethodTarget(_BASE_CLIENT, f"{owner}.request", "", is_async, "", Strategy.TRANSPORT)
+        )
     # messages.stream()'s helper streams: leaving a loop over one ends the span.
+    helper = Strategy.HELPER_LOOP
     for module, prefix in ((_HELPER_STREAMS, ""), (_BETA_HELPER_STREAMS, "Beta")):
         targets.append(
-            MethodTarget(module, f"{prefix}MessageStream.__iter__", "", False, HELPER_LOOP)
+            MethodTarget(module, f"{prefix}MessageStream.__iter__", "", False, "", helper)
         )
         targets.append(
-            MethodTarget(module, f"{prefix}AsyncMessageStream.__aiter__", "", True, HELPER_LOOP)
+            MethodTarget(module, f"{prefix}AsyncMessageStream.__aiter__", "", True, "", helper)
         )
     return tuple(targets)
 
@@ -132,7 +130,11 @@ class AnthropicHooks(ProviderHooks):
         )
 
     def request(
-        self, target: MethodTarget, instance: Any, kwargs: dict[str, Any]
+        self,
+        target: MethodTarget,
+        instance: Any,
+        kwargs: dict[str, Any],
+        args: tuple[Any, ...] = (),
     ) -> tuple[RequestInfo, dict[str, Any]]:
         provider, address, port = self._server(instance)
         model = kwargs.get("model")
@@ -151,7 +153,7 @@ class AnthropicHooks(ProviderHooks):
             model=model if isinstance(model, str) else None,
             server_address=address,
             server_port=port,
-            streaming=target.api == "stream" or kwargs.get("stream") is True,
+            streaming=target.strategy is Strategy.DEFERRED_REQUEST or kwargs.get("stream") is True,
             attributes=attributes,
         )
         return info, kwargs
@@ -191,79 +193,6 @@ class AnthropicHooks(ProviderHooks):
 
     def is_raw_response(self, result: Any) -> bool:
         return isinstance(result, self._raw_types)
-
-    # -- messages.stream(): the span starts on __enter__ ----------------------
-
-    def custom_wrapper(
-        self, target: MethodTarget, telemetry: Telemetry
-    ) -> Callable[..., Any] | None:
-        if target.api != "stream":
-            return None
-        # The generic wrapper, run when the manager sends its request.
-        start_call = make_wrapper(self, target, telemetry)
-
-        def stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            # Our per-call kwargs stay in ``kwargs`` for the span started later.
-            manager = wrapped(*args, **take_call_kwargs(kwargs)[0])
-            try:
-                _defer_to_request(manager, start_call, instance, kwargs)
-            except Exception as exc:
-                log_internal_error(f"wrapping the stream manager of {target.qualname}", exc)
-            return manager
-
-        return stream_wrapper
-
-
-def _defer_to_request(
-    manager: Any, start_call: Callable[..., Any], instance: Any, kwargs: dict[str, Any]
-) -> None:
-    """Make ``manager`` send its request through ``start_call`` when it is entered."""
-    attribute = next(
-        (name for name in vars(manager) if name.endswith(_REQUEST_ATTRIBUTE_SUFFIX)), None
-    )
-    if attribute is None:
-        # An SDK whose manager we do not know: its calls would go unbilled, so say so once.
-        log_internal_error(
-            "wrapping a stream manager",
-            LookupError(f"{type(manager).__name__} has no request to wrap; not instrumented"),
-        )
-        return
-    request = getattr(manager, attribute)
-    if callable(request):
-        # Sync manager: a callable that returns the raw event stream.
-
-        def send(*_args: Any, **_kwargs: Any) -> Any:
-            return request()
-
-        setattr(manager, attribute, lambda: start_call(send, instance, (), kwargs))
-    elif inspect.isawaitable(request):
-        setattr(manager, attribute, _DeferredRequest(start_call, request, instance, kwargs))
-
-
-class _DeferredRequest:
-    """The async manager's request: awaited on ``__aenter__``, it starts the span then."""
-
-    __slots__ = ("_instance", "_kwargs", "_request", "_start_call")
-
-    def __init__(
-        self,
-        start_call: Callable[..., Any],
-        request: Awaitable[Any],
-        instance: Any,
-        kwargs: dict[str, Any],
-    ) -> None:
-        self._start_call = start_call
-        self._request = request
-        self._instance = instance
-        self._kwargs = kwargs
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        request = self._request
-
-        def send(*_args: Any, **_kwargs: Any) -> Awaitable[Any]:
-            return request
-
-        return self._start_call(send, self._instance, (), self._kwargs).__await__()
 
 
 def record_usage(invocation: Invocation, usage: Any) -> None:

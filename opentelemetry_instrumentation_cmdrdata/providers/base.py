@@ -1,67 +1,52 @@
 """The one small interface every provider module implements.
 
 The span lifecycle (start, record, finish exactly once, streams, raw
-responses) is written once in ``invocation.py``, ``streams.py`` and
-``patching.py``; a provider module only knows its SDK's objects: which methods
-to wrap, what a request says, and where usage sits in a response or a chunk.
+responses) and every way of wrapping a method (``targets.Strategy``) are
+written once in the generic layer; a provider module only knows its SDK's
+objects: which methods to wrap and how, what a request says, and where usage
+sits in a response or a chunk. It never imports the generic layer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..targets import MethodTarget, RequestInfo, Strategy
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from ..invocation import Invocation
-    from ..telemetry import Telemetry
-
-
-@dataclass(frozen=True, slots=True)
-class MethodTarget:
-    """One SDK method to wrap, e.g. ``openai.resources.embeddings`` / ``Embeddings.create``."""
-
-    module: str
-    qualname: str
-    operation: str
-    is_async: bool
-    # Free-form tag a provider uses to pick its extraction logic for this method.
-    api: str = ""
-
-
-@dataclass(slots=True)
-class RequestInfo:
-    """What a provider reads from a request before the span starts."""
-
-    provider_name: str
-    model: str | None
-    server_address: str | None = None
-    server_port: int | None = None
-    streaming: bool = False
-    attributes: dict[str, Any] = field(default_factory=dict)
-    # Set when the instrumentor asked the provider for usage the caller did not
-    # request: the extra usage-only chunk is then hidden from the caller.
-    hide_usage_chunk: bool = False
 
 
 class ProviderHooks:
-    """Per-SDK knowledge, behind four hooks. Subclasses are stateless singletons."""
+    """Per-SDK knowledge. Subclasses are stateless singletons, built with the ``Telemetry``."""
 
     #: The name used by ``instrument(providers=[...])``.
     name: ClassVar[str]
     #: The module whose import tells us the SDK is installed.
     sdk_module: ClassVar[str]
+    #: Where a stream manager (``Strategy.DEFERRED_REQUEST`` / ``STREAM_MANAGER``) keeps the
+    #: request it sends when entered: the end of the attribute's name (Stainless SDKs keep it
+    #: name-mangled as ``_<Manager>__api_request``).
+    deferred_request_suffix: ClassVar[str] = "__api_request"
 
     def targets(self) -> Sequence[MethodTarget]:
         raise NotImplementedError
 
     def request(
-        self, target: MethodTarget, instance: Any, kwargs: dict[str, Any]
-    ) -> tuple[RequestInfo, dict[str, Any]]:
+        self,
+        target: MethodTarget,
+        instance: Any,
+        kwargs: dict[str, Any],
+        args: tuple[Any, ...] = (),
+    ) -> tuple[RequestInfo, dict[str, Any]] | None:
         """Describe the request and return the kwargs to call the SDK with.
 
-        The returned kwargs may be a modified *copy* (never mutate the caller's
+        ``args`` are the call's positional arguments (a method that picks its
+        operation from them, like botocore's ``_make_api_call(operation_name,
+        api_params)``). None: not a call we instrument; it runs untouched. The
+        returned kwargs may be a modified *copy* (never mutate the caller's
         dicts), e.g. to ask for streamed usage.
         """
         raise NotImplementedError
@@ -86,13 +71,5 @@ class ProviderHooks:
         """True for ``with_raw_response`` / ``with_streaming_response`` results."""
         return False
 
-    def custom_wrapper(
-        self, target: MethodTarget, telemetry: Telemetry
-    ) -> Callable[..., Any] | None:
-        """A wrapt wrapper of the provider's own for ``target``; None for the generic one.
 
-        For a method whose request is sent later than the call returns (a
-        stream manager that sends it on ``__enter__``): the provider's wrapper
-        can run ``patching.make_wrapper``'s generic one at that later moment.
-        """
-        return None
+__all__ = ["MethodTarget", "ProviderHooks", "RequestInfo", "Strategy"]

@@ -12,11 +12,12 @@ Covered: ``models.generate_content``, ``models.generate_content_stream`` and
   put on the SDK's per-request methods (``Models._generate_content``,
   ``_generate_content_stream`` and the async ones): a plain call, or a chat
   turn, is one span; a call with two tool rounds is two spans, each with its
-  request's own usage. The public methods are wrapped too, without a span: they
-  take the per-call ``customer_id=`` / ``cmdrdata_metadata=`` /
-  ``track_usage=`` keywords off the call and apply them to every request it
-  makes. Your tool functions run between requests, outside any span of ours,
-  so LLM calls made inside them are billed as calls of their own. Should a
+  request's own usage. The public methods are wrapped too, without a span
+  (``Strategy.SCOPE``): they take the per-call ``customer_id=`` /
+  ``cmdrdata_metadata=`` / ``track_usage=`` keywords off the call and apply
+  them to every request it makes. Your tool functions run between requests,
+  outside any span of ours, so LLM calls made inside them are billed as calls
+  of their own. Should a
   future SDK drop the per-request methods, the spans go on the public methods
   (one per call) instead.
 - **Usage.** input = ``prompt_token_count`` (cached tokens are part of it) plus
@@ -32,48 +33,40 @@ Covered: ``models.generate_content``, ``models.generate_content_stream`` and
   (``usage_metadata.prompt_token_count``, or Vertex AI's per-embedding
   ``statistics.token_count``); nothing is estimated.
 - **Streams.** The sync stream methods are generator functions: the request
-  is sent when the caller starts iterating, not when the method returns. Each
-  step of such a generator is run in the span's context, so the HTTP request
-  nests under the span and carries no ``cmdrdata.*`` baggage, as for every
-  other call.
+  is sent when the caller starts iterating, not when the method returns
+  (``Strategy.LAZY_STREAM``: that first step runs in the span's context, so the
+  HTTP request nests under the span and carries no ``cmdrdata.*`` baggage, as
+  for every other call).
 """
 
 from __future__ import annotations
 
 import json
 import types
-import weakref
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import pydantic
-import wrapt
-from opentelemetry import context as otel_context
 
 from .. import semconv as sc
-from ..invocation import log_internal_error
-from ..patching import TRANSPORT, make_wrapper, take_call_kwargs
-from ..streams import AsyncLoopIterator, LoopIterator, called_by_loop, end_stream_span
 from ._common import ServerCache, add_counts, common_request_attributes, token_count
-from .base import MethodTarget, ProviderHooks, RequestInfo
+from .base import MethodTarget, ProviderHooks, RequestInfo, Strategy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from ..invocation import Invocation
     from ..telemetry import Telemetry
 
 _MODELS = "google.genai.models"
 _OP = sc.OP_GENERATE_CONTENT
-# MethodTarget.api tags
 _GENERATORS = (types.GeneratorType, types.AsyncGeneratorType)
-_SCOPE = "scope"  # a public method: hands its per-call keywords to its requests
-_SCOPE_STREAM = "scope_stream"
-_GENERATE = "generate"  # one model request
-_STREAM = "stream"  # one streamed model request, sent when the call returns
-_LAZY_STREAM = "lazy_stream"  # one streamed model request, sent once iterated
+# MethodTarget.api tags: the request and response shapes
+_GENERATE = "generate"
+_STREAM = "stream"
 _EMBEDDINGS = "embeddings"
+_SCOPE = Strategy.SCOPE
+_LAZY = Strategy.LAZY_STREAM
 
 _GEMINI_HOST = "generativelanguage.googleapis.com"
 
@@ -171,14 +164,25 @@ def server_of(base_url: Any) -> tuple[str | None, int | None]:
 
 
 def record_usage(invocation: Invocation, usage: Any) -> None:
-    """Set the invocation's tokens from one ``usage_metadata`` (replacing, never adding)."""
-    thoughts = token_count(getattr(usage, "thoughts_token_count", None))
-    invocation.input_tokens = add_counts(
-        getattr(usage, "prompt_token_count", None),
-        getattr(usage, "tool_use_prompt_token_count", None),
-    )
-    invocation.output_tokens = add_counts(getattr(usage, "candidates_token_count", None), thoughts)
-    invocation.cache_read_tokens = token_count(getattr(usage, "cached_content_token_count", None))
+    """Set the invocation's tokens from one ``usage_metadata`` (replacing, never adding).
+
+    Streams call this on every chunk, so the counts are checked inline (as ``token_count``
+    does) and summed only where a second count is there.
+    """
+    prompt = getattr(usage, "prompt_token_count", None)
+    if type(prompt) is not int or prompt < 0:
+        prompt = None
+    candidates = getattr(usage, "candidates_token_count", None)
+    if type(candidates) is not int or candidates < 0:
+        candidates = None
+    thoughts = getattr(usage, "thoughts_token_count", None)
+    if type(thoughts) is not int or thoughts < 0:
+        thoughts = None
+    cached = getattr(usage, "cached_content_token_count", None)
+    tool_use = getattr(usage, "tool_use_prompt_token_count", None)
+    invocation.input_tokens = prompt if tool_use is None else add_counts(prompt, tool_use)
+    invocation.output_tokens = candidates if thoughts is None else add_counts(candidates, thoughts)
+    invocation.cache_read_tokens = cached if type(cached) is int and cached >= 0 else None
     invocation.reasoning_tokens = thoughts
 
 
@@ -195,8 +199,11 @@ def record_generate_response(invocation: Invocation, response: Any) -> None:
         _record_http_body(invocation, getattr(response, "sdk_http_response", None))
 
 
-def record_generate_chunk(invocation: Invocation, chunk: Any) -> None:
-    """One streamed ``GenerateContentResponse``: a delta, with the running usage."""
+def record_generate_chunk(invocation: Invocation, chunk: Any) -> bool:
+    """One streamed ``GenerateContentResponse``: a delta, with the running usage.
+
+    The provider's ``on_chunk`` itself (one call less per chunk): always shown.
+    """
     if invocation.response_id is None:
         invocation.response_id = getattr(chunk, "response_id", None) or None
     if invocation.response_model is None:
@@ -213,6 +220,7 @@ def record_generate_chunk(invocation: Invocation, chunk: Any) -> None:
         # The running total is the final one once a candidate has finished.
         if invocation.finish_reasons:
             invocation.usage_complete = True
+    return True
 
 
 def record_embed_response(invocation: Invocation, response: Any) -> None:
@@ -320,15 +328,15 @@ class GoogleGenAIHooks(ProviderHooks):
     # Public methods: no span of their own; they hand the caller's per-call
     # keywords to the model requests they make.
     _SCOPES: ClassVar[tuple[MethodTarget, ...]] = (
-        MethodTarget(_MODELS, "Models.generate_content", _OP, False, _SCOPE),
-        MethodTarget(_MODELS, "Models.generate_content_stream", _OP, False, _SCOPE_STREAM),
-        MethodTarget(_MODELS, "AsyncModels.generate_content", _OP, True, _SCOPE),
-        MethodTarget(_MODELS, "AsyncModels.generate_content_stream", _OP, True, _SCOPE_STREAM),
+        MethodTarget(_MODELS, "Models.generate_content", _OP, False, _GENERATE, _SCOPE),
+        MethodTarget(_MODELS, "Models.generate_content_stream", _OP, False, _STREAM, _SCOPE),
+        MethodTarget(_MODELS, "AsyncModels.generate_content", _OP, True, _GENERATE, _SCOPE),
+        MethodTarget(_MODELS, "AsyncModels.generate_content_stream", _OP, True, _STREAM, _SCOPE),
     )
     # One model request each: the spans.
     _REQUESTS: ClassVar[tuple[MethodTarget, ...]] = (
         MethodTarget(_MODELS, "Models._generate_content", _OP, False, _GENERATE),
-        MethodTarget(_MODELS, "Models._generate_content_stream", _OP, False, _LAZY_STREAM),
+        MethodTarget(_MODELS, "Models._generate_content_stream", _OP, False, _STREAM, _LAZY),
         MethodTarget(_MODELS, "AsyncModels._generate_content", _OP, True, _GENERATE),
         # Sends its request when awaited, then returns the chunks' async generator.
         MethodTarget(_MODELS, "AsyncModels._generate_content_stream", _OP, True, _STREAM),
@@ -337,26 +345,32 @@ class GoogleGenAIHooks(ProviderHooks):
     # public methods, whose streams send their request once iterated.
     _PUBLIC: ClassVar[tuple[MethodTarget, ...]] = (
         MethodTarget(_MODELS, "Models.generate_content", _OP, False, _GENERATE),
-        MethodTarget(_MODELS, "Models.generate_content_stream", _OP, False, _LAZY_STREAM),
+        MethodTarget(_MODELS, "Models.generate_content_stream", _OP, False, _STREAM, _LAZY),
         MethodTarget(_MODELS, "AsyncModels.generate_content", _OP, True, _GENERATE),
-        MethodTarget(_MODELS, "AsyncModels.generate_content_stream", _OP, True, _LAZY_STREAM),
+        MethodTarget(_MODELS, "AsyncModels.generate_content_stream", _OP, True, _STREAM, _LAZY),
     )
     _EMBED: ClassVar[tuple[MethodTarget, ...]] = (
         MethodTarget(_MODELS, "Models.embed_content", sc.OP_EMBEDDINGS, False, _EMBEDDINGS),
         MethodTarget(_MODELS, "AsyncModels.embed_content", sc.OP_EMBEDDINGS, True, _EMBEDDINGS),
     )
+    # Every request, billed or not (count_tokens, files...): keep our baggage off it.
+    _TRANSPORT: ClassVar[tuple[MethodTarget, ...]] = (
+        MethodTarget(
+            "google.genai._api_client", "BaseApiClient.request", "", False, "", Strategy.TRANSPORT
+        ),
+        MethodTarget(
+            "google.genai._api_client",
+            "BaseApiClient.async_request",
+            "",
+            True,
+            "",
+            Strategy.TRANSPORT,
+        ),
+    )
 
     def __init__(self, telemetry: Telemetry) -> None:
         self._telemetry = telemetry
         self._servers = ServerCache()
-
-    # Every request, billed or not (count_tokens, files...): keep our baggage off it.
-    _TRANSPORT: ClassVar[tuple[MethodTarget, ...]] = (
-        MethodTarget("google.genai._api_client", "BaseApiClient.request", "", False, TRANSPORT),
-        MethodTarget(
-            "google.genai._api_client", "BaseApiClient.async_request", "", True, TRANSPORT
-        ),
-    )
 
     def targets(self) -> Sequence[MethodTarget]:
         try:
@@ -370,22 +384,6 @@ class GoogleGenAIHooks(ProviderHooks):
         if per_request:
             return (*self._SCOPES, *self._REQUESTS, *self._EMBED, *self._TRANSPORT)
         return (*self._PUBLIC, *self._EMBED, *self._TRANSPORT)
-
-    def custom_wrapper(
-        self, target: MethodTarget, telemetry: Telemetry
-    ) -> Callable[..., Any] | None:
-        if target.api == _SCOPE:
-            return _async_scope_wrapper if target.is_async else _scope_wrapper
-        if target.api == _SCOPE_STREAM:
-            return _async_scope_stream_wrapper if target.is_async else _scope_stream_wrapper
-        if target.api in (_GENERATE, _STREAM, _LAZY_STREAM):
-            return _request_wrapper(
-                make_wrapper(self, target, telemetry),
-                streaming=target.api != _GENERATE,
-                lazy=target.api == _LAZY_STREAM,
-                is_async=target.is_async,
-            )
-        return None
 
     # -- request -----------------------------------------------------------
 
@@ -414,7 +412,11 @@ class GoogleGenAIHooks(ProviderHooks):
         return value
 
     def request(
-        self, target: MethodTarget, instance: Any, kwargs: dict[str, Any]
+        self,
+        target: MethodTarget,
+        instance: Any,
+        kwargs: dict[str, Any],
+        args: tuple[Any, ...] = (),
     ) -> tuple[RequestInfo, dict[str, Any]]:
         fields = config_fields(kwargs.get("config"))
         provider, address, port = self._server(instance, fields)
@@ -427,7 +429,7 @@ class GoogleGenAIHooks(ProviderHooks):
             model=request_model(kwargs.get("model")),
             server_address=address,
             server_port=port,
-            streaming=target.api in (_STREAM, _LAZY_STREAM),
+            streaming=target.api == _STREAM,
             attributes=attributes,
         )
         return info, kwargs
@@ -440,9 +442,7 @@ class GoogleGenAIHooks(ProviderHooks):
         else:
             record_generate_response(invocation, response)
 
-    def on_chunk(self, invocation: Invocation, chunk: Any) -> bool:
-        record_generate_chunk(invocation, chunk)
-        return True
+    on_chunk = staticmethod(record_generate_chunk)
 
     def is_stream(self, result: Any) -> bool:
         # A (sync or async) generator of GenerateContentResponse chunks; the
@@ -454,286 +454,6 @@ class GoogleGenAIHooks(ProviderHooks):
             return False
         kind = type(result)
         return hasattr(kind, "__next__") or hasattr(kind, "__anext__")
-
-
-# -- the public call: its per-call keywords and the request streams it opened ------------
-
-
-class _CallScope:
-    """One public call: the caller's per-call keywords, for each model request it makes,
-    and the request streams it opened, closed with it."""
-
-    __slots__ = ("kwargs", "streams")
-
-    def __init__(self, kwargs: dict[str, Any]) -> None:
-        self.kwargs = kwargs
-        self.streams: list[weakref.ref[Any]] = []
-
-    def opened(self, stream: Any) -> None:
-        self.streams = [ref for ref in self.streams if ref() is not None]
-        self.streams.append(weakref.ref(stream))
-
-    def open_streams(self) -> list[Any]:
-        streams = [ref() for ref in self.streams]
-        self.streams = []
-        return [stream for stream in streams if stream is not None]
-
-    def end_spans(self) -> None:
-        """The caller left its loop: end the open request streams' spans, not the streams."""
-        for ref in self.streams:
-            stream = ref()
-            if stream is not None:
-                end_stream_span(stream)
-
-    def close_streams(self) -> None:
-        for stream in self.open_streams():
-            try:
-                stream.close()
-            except Exception as exc:
-                log_internal_error("closing a Gemini request stream", exc)
-
-    async def aclose_streams(self) -> None:
-        for stream in self.open_streams():
-            try:
-                await stream.aclose()
-            except Exception as exc:
-                log_internal_error("closing a Gemini request stream", exc)
-
-
-_CALL_SCOPE: ContextVar[_CallScope | None] = ContextVar("cmdrdata_genai_call", default=None)
-
-
-def _enter_scope(kwargs: dict[str, Any]) -> tuple[dict[str, Any], _CallScope]:
-    """Take our keywords off the caller's kwargs (never touching the caller's dict)."""
-    sdk_kwargs, ours = take_call_kwargs(kwargs)
-    return sdk_kwargs, _CallScope(ours)
-
-
-def _plain_scope(kwargs: dict[str, Any]) -> tuple[dict[str, Any], _CallScope | None, bool]:
-    """A non-streaming call's scope: only its keywords (it opens no request stream).
-
-    Without keywords of ours there is nothing to hand on, so no scope is set, unless an
-    enclosing call's would otherwise apply (a call made inside a tool function).
-    Returns (the SDK's kwargs, the scope, whether to set it).
-    """
-    sdk_kwargs, ours = take_call_kwargs(kwargs)
-    if ours:
-        return sdk_kwargs, _CallScope(ours), True
-    return sdk_kwargs, None, _CALL_SCOPE.get() is not None
-
-
-def _scope_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    sdk_kwargs, scope, set_scope = _plain_scope(kwargs)
-    if not set_scope:
-        return wrapped(*args, **sdk_kwargs)
-    token = _CALL_SCOPE.set(scope)
-    try:
-        return wrapped(*args, **sdk_kwargs)
-    finally:
-        _CALL_SCOPE.reset(token)
-
-
-async def _async_scope_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    sdk_kwargs, scope, set_scope = _plain_scope(kwargs)
-    if not set_scope:
-        return await wrapped(*args, **sdk_kwargs)
-    token = _CALL_SCOPE.set(scope)
-    try:
-        return await wrapped(*args, **sdk_kwargs)
-    finally:
-        _CALL_SCOPE.reset(token)
-
-
-def _scope_stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    sdk_kwargs, scope = _enter_scope(kwargs)
-    token = _CALL_SCOPE.set(scope)
-    try:
-        stream = wrapped(*args, **sdk_kwargs)
-    finally:
-        _CALL_SCOPE.reset(token)
-    if not _is_iterator(stream):
-        return stream
-    # The generator makes its requests while it is iterated: each step runs
-    # with the call's scope in place.
-    return _SyncSteps(stream, lambda: _CALL_SCOPE.set(scope), _CALL_SCOPE.reset, scope)
-
-
-async def _async_scope_stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    sdk_kwargs, scope = _enter_scope(kwargs)
-    token = _CALL_SCOPE.set(scope)
-    try:
-        stream = await wrapped(*args, **sdk_kwargs)
-    finally:
-        _CALL_SCOPE.reset(token)
-    if not _is_async_iterator(stream):
-        return stream
-    return _AsyncSteps(stream, lambda: _CALL_SCOPE.set(scope), _CALL_SCOPE.reset, scope)
-
-
-def _request_wrapper(
-    start_call: Callable[..., Any], streaming: bool, lazy: bool, is_async: bool
-) -> Any:
-    """The generic wrapper of one model request, given the public call's scope.
-
-    ``streaming``: the request answers with a stream, which the scope closes with the call.
-    ``lazy``: the method returns a generator that sends its request when first
-    iterated, so the generator's steps are run in the span's context (the HTTP
-    request nests under the span, and carries no customer baggage).
-    """
-
-    def prepare(kwargs: dict[str, Any]) -> tuple[dict[str, Any], _CallScope | None]:
-        scope = _CALL_SCOPE.get()
-        if scope is None or not scope.kwargs:
-            return kwargs, scope
-        return {**scope.kwargs, **kwargs}, scope
-
-    def opened(scope: _CallScope | None, result: Any) -> Any:
-        # Only a stream request opens a stream (and asking a pydantic response for
-        # ``__next__`` costs a raised AttributeError).
-        if streaming and scope is not None and (_is_iterator(result) or _is_async_iterator(result)):
-            scope.opened(result)
-        return result
-
-    if is_async:
-
-        async def async_request_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            call_kwargs, scope = prepare(kwargs)
-            send = wrapped
-            if lazy:
-
-                async def send(*call_args: Any, **more: Any) -> Any:
-                    stream = await wrapped(*call_args, **more)
-                    if not _is_async_iterator(stream):
-                        return stream
-                    return _AsyncSteps(stream, *_in_current_context())
-
-            return opened(scope, await start_call(send, instance, args, call_kwargs))
-
-        return async_request_wrapper
-
-    def request_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        call_kwargs, scope = prepare(kwargs)
-        send = wrapped
-        if lazy:
-
-            def send(*call_args: Any, **more: Any) -> Any:
-                stream = wrapped(*call_args, **more)
-                if not _is_iterator(stream):
-                    return stream
-                return _SyncSteps(stream, *_in_current_context())
-
-        return opened(scope, start_call(send, instance, args, call_kwargs))
-
-    return request_wrapper
-
-
-# -- generators whose every step runs in a given context --------------------------------
-
-
-def _in_current_context() -> tuple[Callable[[], Any], Callable[[Any], None]]:
-    """Enter/leave callables that re-attach the OpenTelemetry context current now."""
-    context = otel_context.get_current()
-    return (lambda: otel_context.attach(context)), otel_context.detach
-
-
-def _is_iterator(value: Any) -> bool:
-    return hasattr(type(value), "__next__")
-
-
-def _is_async_iterator(value: Any) -> bool:
-    return hasattr(type(value), "__anext__")
-
-
-class _Steps(wrapt.ObjectProxy):
-    """A generator proxy that runs each step between ``enter()`` and ``leave(token)``."""
-
-    def __init__(
-        self,
-        generator: Any,
-        enter: Callable[[], Any],
-        leave: Callable[[Any], None],
-        scope: _CallScope | None = None,
-    ) -> None:
-        super().__init__(generator)
-        self._self_enter = enter
-        self._self_leave = leave
-        self._self_scope = scope
-
-
-class _SyncSteps(_Steps):
-    """A generator (still a generator to ``isinstance``) stepping inside ``enter``/``leave``.
-
-    With a ``scope``, closing it also closes the request streams the call opened
-    (their spans end then, not whenever the garbage collector gets to them), and
-    leaving a loop over it ends their spans (see ``streams.LoopIterator``).
-    """
-
-    def _self_step(self, method: Callable[..., Any], *args: Any) -> Any:
-        token = self._self_enter()
-        try:
-            return method(*args)
-        finally:
-            self._self_leave(token)
-
-    def __iter__(self) -> Any:
-        # The caller's own loop (the call's generator): leaving it ends the spans.
-        scope = self._self_scope
-        if scope is None or not called_by_loop(1):
-            return self
-        return LoopIterator(self.__next__, scope.end_spans)
-
-    def __next__(self) -> Any:
-        return self._self_step(self.__wrapped__.__next__)
-
-    def send(self, value: Any) -> Any:
-        return self._self_step(self.__wrapped__.send, value)
-
-    def throw(self, *args: Any) -> Any:
-        return self._self_step(self.__wrapped__.throw, *args)
-
-    def close(self) -> Any:
-        try:
-            return self._self_step(self.__wrapped__.close)
-        finally:
-            if self._self_scope is not None:
-                self._self_scope.close_streams()
-
-
-class _AsyncSteps(_Steps):
-    """The async counterpart of :class:`_SyncSteps`.
-
-    Its ``aclose()`` matters more: an async generator left inside another one is
-    only closed when the event loop gets round to finalizing it.
-    """
-
-    async def _self_step(self, method: Callable[..., Any], *args: Any) -> Any:
-        token = self._self_enter()
-        try:
-            return await method(*args)
-        finally:
-            self._self_leave(token)
-
-    def __aiter__(self) -> Any:
-        scope = self._self_scope
-        if scope is None or not called_by_loop(1):
-            return self
-        return AsyncLoopIterator(self.__anext__, scope.end_spans)
-
-    async def __anext__(self) -> Any:
-        return await self._self_step(self.__wrapped__.__anext__)
-
-    async def asend(self, value: Any) -> Any:
-        return await self._self_step(self.__wrapped__.asend, value)
-
-    async def athrow(self, *args: Any) -> Any:
-        return await self._self_step(self.__wrapped__.athrow, *args)
-
-    async def aclose(self) -> Any:
-        try:
-            return await self._self_step(self.__wrapped__.aclose)
-        finally:
-            if self._self_scope is not None:
-                await self._self_scope.aclose_streams()
 
 
 __all__ = ["GoogleGenAIHooks", "record_usage", "request_model", "server_of"]

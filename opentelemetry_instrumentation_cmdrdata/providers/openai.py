@@ -1,10 +1,10 @@
 """OpenAI SDK: chat completions, Responses, legacy completions, embeddings.
 
-``chat.completions.stream`` and ``responses.stream`` get no span of their own:
-the SDK implements them by calling ``create(stream=True)`` when the stream
-manager is entered, so that call carries the span (it starts when the request
-is made) and the manager's close reaches it through the response. Their
-wrappers only hand our per-call keywords on to that ``create``.
+``chat.completions.stream`` and ``responses.stream`` get no span of their own
+(``Strategy.STREAM_MANAGER``): the SDK implements them by calling
+``create(stream=True)`` when the stream manager is entered, so that call carries
+the span (it starts when the request is made) and the manager's close reaches it
+through the response.
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import pricing
 from .. import semconv as sc
-from ..invocation import log_internal_error
-from ..patching import HELPER_LOOP, TRANSPORT, call_with_pending_kwargs, take_call_kwargs
 from ._common import (
     ServerCache,
     client_server,
     common_request_attributes,
     token_count,
 )
-from .base import MethodTarget, ProviderHooks, RequestInfo
+from .base import MethodTarget, ProviderHooks, RequestInfo, Strategy
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -33,10 +31,11 @@ _CHAT = "openai.resources.chat.completions.completions"
 _RESPONSES = "openai.resources.responses.responses"
 _COMPLETIONS = "openai.resources.completions"
 _EMBEDDINGS = "openai.resources.embeddings"
-_HELPER = "stream_helper"  # a stream manager that calls create() later
+_BASE_CLIENT = "openai._base_client"
+_MANAGER = Strategy.STREAM_MANAGER
 _CHAT_HELPER = "openai.lib.streaming.chat._completions"
 _RESPONSES_HELPER = "openai.lib.streaming.responses._responses"
-_REQUEST_SUFFIX = "__api_request"  # where a sync stream manager keeps its deferred create()
+_LOOP = Strategy.HELPER_LOOP
 
 # OpenAI-compatible services reached through the openai SDK, named by host.
 _HOST_DOMAINS: tuple[tuple[str, str], ...] = (
@@ -83,18 +82,18 @@ class OpenAIHooks(ProviderHooks):
         MethodTarget(_COMPLETIONS, "AsyncCompletions.create", sc.OP_TEXT_COMPLETION, True, "text"),
         MethodTarget(_EMBEDDINGS, "Embeddings.create", sc.OP_EMBEDDINGS, False, "embeddings"),
         MethodTarget(_EMBEDDINGS, "AsyncEmbeddings.create", sc.OP_EMBEDDINGS, True, "embeddings"),
-        MethodTarget(_CHAT, "Completions.stream", sc.OP_CHAT, False, _HELPER),
-        MethodTarget(_CHAT, "AsyncCompletions.stream", sc.OP_CHAT, True, _HELPER),
-        MethodTarget(_RESPONSES, "Responses.stream", sc.OP_CHAT, False, _HELPER),
-        MethodTarget(_RESPONSES, "AsyncResponses.stream", sc.OP_CHAT, True, _HELPER),
+        MethodTarget(_CHAT, "Completions.stream", sc.OP_CHAT, False, "chat", _MANAGER),
+        MethodTarget(_CHAT, "AsyncCompletions.stream", sc.OP_CHAT, True, "chat", _MANAGER),
+        MethodTarget(_RESPONSES, "Responses.stream", sc.OP_CHAT, False, "responses", _MANAGER),
+        MethodTarget(_RESPONSES, "AsyncResponses.stream", sc.OP_CHAT, True, "responses", _MANAGER),
         # Every request, billed or not (models.list, files...): keep our baggage off it.
-        MethodTarget("openai._base_client", "SyncAPIClient.request", "", False, TRANSPORT),
-        MethodTarget("openai._base_client", "AsyncAPIClient.request", "", True, TRANSPORT),
+        MethodTarget(_BASE_CLIENT, "SyncAPIClient.request", "", False, "", Strategy.TRANSPORT),
+        MethodTarget(_BASE_CLIENT, "AsyncAPIClient.request", "", True, "", Strategy.TRANSPORT),
         # The .stream() helpers' streams: leaving a loop over one ends the span.
-        MethodTarget(_CHAT_HELPER, "ChatCompletionStream.__iter__", "", False, HELPER_LOOP),
-        MethodTarget(_CHAT_HELPER, "AsyncChatCompletionStream.__aiter__", "", True, HELPER_LOOP),
-        MethodTarget(_RESPONSES_HELPER, "ResponseStream.__iter__", "", False, HELPER_LOOP),
-        MethodTarget(_RESPONSES_HELPER, "AsyncResponseStream.__aiter__", "", True, HELPER_LOOP),
+        MethodTarget(_CHAT_HELPER, "ChatCompletionStream.__iter__", "", False, "", _LOOP),
+        MethodTarget(_CHAT_HELPER, "AsyncChatCompletionStream.__aiter__", "", True, "", _LOOP),
+        MethodTarget(_RESPONSES_HELPER, "ResponseStream.__iter__", "", False, "", _LOOP),
+        MethodTarget(_RESPONSES_HELPER, "AsyncResponseStream.__aiter__", "", True, "", _LOOP),
     )
 
     def __init__(self, telemetry: Telemetry) -> None:
@@ -121,11 +120,6 @@ class OpenAIHooks(ProviderHooks):
     def targets(self) -> Sequence[MethodTarget]:
         return self._TARGETS
 
-    def custom_wrapper(self, target: MethodTarget, telemetry: Telemetry) -> Any:
-        if target.api != _HELPER:
-            return None
-        return _async_stream_helper if target.is_async else _stream_helper
-
     # -- request -----------------------------------------------------------
 
     def _server(self, instance: Any) -> tuple[str, str | None, int | None]:
@@ -139,7 +133,11 @@ class OpenAIHooks(ProviderHooks):
         return provider_for_host(host, port)
 
     def request(
-        self, target: MethodTarget, instance: Any, kwargs: dict[str, Any]
+        self,
+        target: MethodTarget,
+        instance: Any,
+        kwargs: dict[str, Any],
+        args: tuple[Any, ...] = (),
     ) -> tuple[RequestInfo, dict[str, Any]]:
         provider, address, port = self._server(instance)
         model = kwargs.get("model")
@@ -249,26 +247,6 @@ class OpenAIHooks(ProviderHooks):
 
     def is_raw_response(self, result: Any) -> bool:
         return isinstance(result, self._raw_types)
-
-
-def _stream_helper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    """``.stream()`` (sync): create() runs on ``__enter__``; give it our kwargs then."""
-    sdk_kwargs, ours = take_call_kwargs(kwargs)
-    manager = wrapped(*args, **sdk_kwargs)
-    if ours:
-        try:
-            name = next(n for n in vars(manager) if n.endswith(_REQUEST_SUFFIX))
-            request = getattr(manager, name)
-            setattr(manager, name, lambda: call_with_pending_kwargs(ours, request))
-        except Exception as exc:
-            log_internal_error("passing per-call kwargs to a stream manager", exc)
-    return manager
-
-
-def _async_stream_helper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    """``.stream()`` (async): the create() coroutine is made inside; give it our kwargs."""
-    sdk_kwargs, ours = take_call_kwargs(kwargs)
-    return call_with_pending_kwargs(ours, lambda: wrapped(*args, **sdk_kwargs))
 
 
 def _record_usage(invocation: Invocation, usage: Any, names: tuple[str, ...]) -> None:
