@@ -43,7 +43,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
-CORE_MODES = ("none", "floor", "cmdrdata")
+CORE_MODES = ("none", "floor", "cmdrdata", "cmdrdata-before")
+# ``cmdrdata-before``: the instrumentor from ``--before-path`` (another copy of the package,
+# e.g. ``git worktree add /tmp/before <commit>``), measured in the same rounds as ``cmdrdata``.
 ANCHOR_MODES = ("openllmetry", "openai-v2", "genai-openai")
 DEFAULT_ANCHOR_PYTHONS = {
     "openllmetry": "/tmp/venv-anchors/bin/python",
@@ -57,6 +59,8 @@ SCENARIOS: dict[str, tuple[str, int, bool, int, int]] = {
     "openai-stream500": ("openai", 500, True, 24, 6),
     "anthropic": ("anthropic", 0, False, 1000, 200),
     "gemini": ("gemini", 0, False, 1000, 200),
+    "gemini-stream50": ("gemini", 50, True, 150, 30),
+    "gemini-stream500": ("gemini", 500, True, 24, 6),
 }
 # Only for the token-capture check (not timed).
 CHECK_SCENARIOS: dict[str, tuple[str, int, bool, int, int]] = {
@@ -123,7 +127,7 @@ def _make_provider(processor: str) -> tuple[Any, Any]:
 
 
 def _instrument(mode: str, provider: Any) -> None:
-    if mode == "cmdrdata":
+    if mode in ("cmdrdata", "cmdrdata-before"):
         from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor
 
         CmdrDataInstrumentor().instrument(tracer_provider=provider)
@@ -235,7 +239,7 @@ def _build_call(mode: str, scenario: tuple[str, int, bool, int, int], tracer: An
         client = genai.Client(
             api_key="bench-key",
             http_options=types.HttpOptions(
-                httpx_client=httpx2.Client(transport=canned.gemini_transport())
+                httpx_client=httpx2.Client(transport=canned.gemini_transport(chunks))
             ),
         )
         kwargs = {
@@ -243,11 +247,29 @@ def _build_call(mode: str, scenario: tuple[str, int, bool, int, int], tracer: An
             "contents": "Explain OpenTelemetry spans in two sentences.",
             "config": {"max_output_tokens": 256, "temperature": 0.2},
         }
+        models = client.models
+        if chunks:
+            if mode == "floor":
+                import floor
+
+                def open_stream() -> Any:
+                    return floor.gemini_generate_stream(tracer, client, **kwargs)
+            else:
+
+                def open_stream() -> Any:
+                    return models.generate_content_stream(**kwargs)
+
+            def consume() -> int:
+                seen = 0
+                for _chunk in open_stream():
+                    seen += 1
+                return seen
+
+            return consume
         if mode == "floor":
             import floor
 
             return lambda: floor.gemini_generate(tracer, client, **kwargs)
-        models = client.models
         return lambda: models.generate_content(**kwargs)
 
     raise ValueError(provider)
@@ -323,7 +345,7 @@ def run_startup_child(args: argparse.Namespace) -> None:
     provider = TracerProvider()
     t1 = clock()
     mode = args.mode
-    if mode == "cmdrdata":
+    if mode in ("cmdrdata", "cmdrdata-before"):
         from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor as Instrumentor
     elif mode == "openllmetry":
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor as Instrumentor
@@ -367,15 +389,17 @@ class ChildFailed(RuntimeError):
 
 
 PACKAGE_PATH: str | None = None
+BEFORE_PATH: str | None = None
 PACKAGE_NOTE: str = ""
 
 
 def _spawn(python: str, extra: list[str], timeout: float = 900) -> dict[str, Any]:
     cmd = [python, str(Path(__file__).resolve()), "--child", *extra]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    if PACKAGE_PATH:
+    package_path = BEFORE_PATH if "cmdrdata-before" in extra else PACKAGE_PATH
+    if package_path:
         # A frozen copy of the project shadows the editable install in every venv.
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PATH, env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_path, env.get("PYTHONPATH")]))
     # Keep anchors' own exporters/propagation defaults, but never let them reach out.
     env.setdefault("OTEL_TRACES_EXPORTER", "none")
     env.setdefault("OTEL_METRICS_EXPORTER", "none")
@@ -474,7 +498,8 @@ def _take_snapshot() -> str:
 
 
 def run_parent(args: argparse.Namespace) -> None:
-    global PACKAGE_PATH, PACKAGE_NOTE
+    global PACKAGE_PATH, PACKAGE_NOTE, BEFORE_PATH
+    BEFORE_PATH = args.before_path
     started = time.time()
     if args.package_path:
         PACKAGE_PATH = args.package_path
@@ -502,6 +527,8 @@ def run_parent(args: argparse.Namespace) -> None:
             "openai-stream500": 10,
             "anthropic": 300,
             "gemini": 300,
+            "gemini-stream50": 60,
+            "gemini-stream500": 10,
         }
         warm_override = 30
     elif args.scale != 1.0:
@@ -514,6 +541,8 @@ def run_parent(args: argparse.Namespace) -> None:
     skipped: dict[str, str] = {}
     modes: list[str] = []
     for mode in requested:
+        if mode == "cmdrdata-before" and not BEFORE_PATH:
+            continue
         if mode in CORE_MODES:
             modes.append(mode)
             continue
@@ -680,8 +709,10 @@ def _ratios(table: dict[str, list[float | None]], mode: str) -> list[float]:
     return [v / b for b, v in zip(base, table.get(mode, []), strict=False) if b and v]
 
 
-def _per_chunk(table: dict[str, dict[str, list[float | None]]], mode: str) -> list[float]:
-    s50, s500 = table.get("openai-stream50", {}), table.get("openai-stream500", {})
+def _per_chunk(
+    table: dict[str, dict[str, list[float | None]]], mode: str, provider: str = "openai"
+) -> list[float]:
+    s50, s500 = table.get(f"{provider}-stream50", {}), table.get(f"{provider}-stream500", {})
     a50 = s50.get(mode, [])
     a500 = s500.get(mode, [])
     b50, b500 = s50.get("none", []), s500.get("none", [])
@@ -702,6 +733,8 @@ SCENARIO_TITLES = {
     "openai-stream500": "OpenAI `chat.completions.create(stream=True)`, 500 chunks + include_usage",
     "anthropic": "Anthropic `messages.create`, not streamed",
     "gemini": "Gemini `models.generate_content`, not streamed",
+    "gemini-stream50": "Gemini `models.generate_content_stream`, 50 chunks",
+    "gemini-stream500": "Gemini `models.generate_content_stream`, 500 chunks",
 }
 
 
@@ -817,15 +850,18 @@ def render(**kw: Any) -> str:
                     f"| {ratio:.2f}× | {vs_floor} | {_fmt_us(_median(wovh) if wovh else None, True)} |"
                 )
         add("")
-        if "openai-stream50" in table and "openai-stream500" in table:
+        for provider in ("openai", "gemini"):
+            if f"{provider}-stream50" not in table or f"{provider}-stream500" not in table:
+                continue
             add(
-                f"### Per streamed chunk ({processor}): ((overhead₅₀₀ − overhead₅₀) / 450, per round)"
+                f"### Per streamed chunk, {provider} ({processor}): "
+                "((overhead₅₀₀ − overhead₅₀) / 450, per round)"
             )
             add("")
             add("| mode | µs per chunk, median [min..max] |")
             add("|---|---:|")
             for mode in modes:
-                pc = _per_chunk(table, mode)
+                pc = _per_chunk(table, mode, provider)
                 if not pc:
                     continue
                 label = (
@@ -931,6 +967,11 @@ def main() -> None:
         action="append",
         metavar="NAME=PYTHON",
         help="interpreter of an anchor's venv, e.g. openllmetry=/tmp/venv-anchors/bin/python",
+    )
+    parser.add_argument(
+        "--before-path",
+        help="directory holding another copy of the project's packages, measured as the "
+        "mode cmdrdata-before in the same rounds (before/after a change)",
     )
     parser.add_argument("--startup-rounds", type=int, default=5)
     parser.add_argument(

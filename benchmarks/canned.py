@@ -169,6 +169,42 @@ def gemini_generate_body() -> bytes:
     ).encode()
 
 
+def gemini_stream_body(chunks: int) -> bytes:
+    """A ``streamGenerateContent?alt=sse`` body of ``chunks`` deltas.
+
+    Like the API: every chunk carries the request's running ``usageMetadata``, the last one
+    the finish reason and the final counts.
+    """
+    words = _ANSWER.split()
+    parts = []
+    for i in range(chunks):
+        last = i == chunks - 1
+        candidate: dict[str, Any] = {
+            "content": {"parts": [{"text": words[i % len(words)] + " "}], "role": "model"},
+            "index": 0,
+        }
+        if last:
+            candidate["finishReason"] = "STOP"
+        output = COMPLETION_TOKENS if last else 1 + i * COMPLETION_TOKENS // chunks
+        parts.append(
+            _sse(
+                {
+                    "candidates": [candidate],
+                    "usageMetadata": {
+                        "promptTokenCount": PROMPT_TOKENS,
+                        "candidatesTokenCount": output,
+                        "totalTokenCount": PROMPT_TOKENS + output + REASONING_TOKENS,
+                        "cachedContentTokenCount": CACHED_TOKENS,
+                        "thoughtsTokenCount": REASONING_TOKENS,
+                    },
+                    "modelVersion": GEMINI_MODEL,
+                    "responseId": "bench-gemini-response-0002",
+                }
+            )
+        )
+    return b"".join(parts)
+
+
 def _asks_for_usage(request: httpx2.Request) -> bool:
     body = json.loads(request.content)
     options = body.get("stream_options")
@@ -202,10 +238,16 @@ def anthropic_transport() -> httpx2.MockTransport:
     return httpx2.MockTransport(handler)
 
 
-def gemini_transport() -> httpx2.MockTransport:
-    body = gemini_generate_body()
+def gemini_transport(stream_chunks: int = 0) -> httpx2.MockTransport:
+    """Answers ``generateContent``, or ``streamGenerateContent`` with ``stream_chunks`` deltas."""
+    if stream_chunks:
+        body = gemini_stream_body(stream_chunks)
+        headers = _SSE
+    else:
+        body = gemini_generate_body()
+        headers = _JSON
 
     def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, headers=_JSON, content=body)
+        return httpx2.Response(200, headers=headers, content=body)
 
     return httpx2.MockTransport(handler)

@@ -142,7 +142,20 @@ def anthropic_messages(tracer: trace.Tracer, client: Any, **kwargs: Any) -> Any:
     return result
 
 
-def gemini_generate(tracer: trace.Tracer, client: Any, **kwargs: Any) -> Any:
+def _gemini_usage_attributes(usage: Any) -> dict[str, Any]:
+    attributes = {
+        "gen_ai.usage.input_tokens": usage.prompt_token_count,
+        "gen_ai.usage.output_tokens": (usage.candidates_token_count or 0)
+        + (usage.thoughts_token_count or 0),
+    }
+    if usage.cached_content_token_count is not None:
+        attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_content_token_count
+    if usage.thoughts_token_count is not None:
+        attributes["gen_ai.usage.reasoning.output_tokens"] = usage.thoughts_token_count
+    return attributes
+
+
+def _gemini_request_attributes(kwargs: dict[str, Any]) -> dict[str, Any]:
     config = kwargs.get("config") or {}
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "generate_content",
@@ -155,6 +168,11 @@ def gemini_generate(tracer: trace.Tracer, client: Any, **kwargs: Any) -> Any:
         attributes["gen_ai.request.max_tokens"] = config["max_output_tokens"]
     if "temperature" in config:
         attributes["gen_ai.request.temperature"] = config["temperature"]
+    return attributes
+
+
+def gemini_generate(tracer: trace.Tracer, client: Any, **kwargs: Any) -> Any:
+    attributes = _gemini_request_attributes(kwargs)
     span, token = _start(tracer, "generate_content " + kwargs["model"], attributes)
     try:
         result = client.models.generate_content(**kwargs)
@@ -171,14 +189,47 @@ def gemini_generate(tracer: trace.Tracer, client: Any, **kwargs: Any) -> Any:
         ),
     }
     if usage is not None:
-        response["gen_ai.usage.input_tokens"] = usage.prompt_token_count
-        response["gen_ai.usage.output_tokens"] = (usage.candidates_token_count or 0) + (
-            usage.thoughts_token_count or 0
-        )
-        if usage.cached_content_token_count is not None:
-            response["gen_ai.usage.cache_read.input_tokens"] = usage.cached_content_token_count
-        if usage.thoughts_token_count is not None:
-            response["gen_ai.usage.reasoning.output_tokens"] = usage.thoughts_token_count
+        response.update(_gemini_usage_attributes(usage))
     span.set_attributes(response)
     span.end()
     return result
+
+
+def gemini_generate_stream(tracer: trace.Tracer, client: Any, **kwargs: Any) -> Iterator[Any]:
+    """The SDK sends a stream's request when it is first iterated: the span starts then."""
+    attributes = _gemini_request_attributes(kwargs)
+    attributes["gen_ai.request.stream"] = True
+    span, token = _start(tracer, "generate_content " + kwargs["model"], attributes)
+    start = time.perf_counter_ns()
+    stream = client.models.generate_content_stream(**kwargs)
+    try:
+        first = next(stream)
+    except BaseException as exc:
+        _fail(span, token, exc)
+        raise
+    context.detach(token)
+    first_ns = time.perf_counter_ns()
+    response: dict[str, Any] = {
+        "gen_ai.response.model": first.model_version,
+        "gen_ai.response.id": first.response_id,
+    }
+    reasons = []
+    usage = None
+    chunk = first
+    while True:
+        for candidate in chunk.candidates or ():
+            if candidate.finish_reason is not None:
+                reasons.append(str(candidate.finish_reason.value))
+        usage = chunk.usage_metadata or usage
+        yield chunk
+        try:
+            chunk = next(stream)
+        except StopIteration:
+            break
+    if usage is not None:
+        response.update(_gemini_usage_attributes(usage))
+    if reasons:
+        response["gen_ai.response.finish_reasons"] = tuple(reasons)
+    response["gen_ai.response.time_to_first_chunk"] = (first_ns - start) / 1e9
+    span.set_attributes(response)
+    span.end()
