@@ -529,6 +529,13 @@ def _machine() -> str:
     return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu})"
 
 
+def _loadavg() -> str:
+    try:
+        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def git_state(package: str) -> str | None:
     """``<short HEAD> (package clean)`` or ``(with uncommitted changes to the package)``.
 
@@ -583,6 +590,7 @@ def run_parent(args: argparse.Namespace) -> None:
     global PACKAGE_PATH, PACKAGE_NOTE, BEFORE_PATH
     BEFORE_PATH = args.before_path
     started = time.time()
+    load_at_start = _loadavg()
     if args.package_path:
         PACKAGE_PATH = args.package_path
     elif not args.no_snapshot:
@@ -754,6 +762,7 @@ def run_parent(args: argparse.Namespace) -> None:
         startup=startup,
         checks=checks,
         elapsed=time.time() - started,
+        load=(load_at_start, _loadavg()),
     )
     if args.json:
         Path(args.json).write_text(
@@ -938,6 +947,11 @@ def render(**kw: Any) -> str:
         f"- Python {core_versions.get('python')}; command: `{argv}`"
         f" (took {kw['elapsed'] / 60:.1f} min)"
     )
+    if kw.get("load"):
+        add(
+            f"- Load average (1/5/15 min) at start: {kw['load'][0]}; at the end: {kw['load'][1]}"
+            f" (on {os.cpu_count()} CPUs)"
+        )
     add(f"- Package measured: {PACKAGE_NOTE or _package_note()}")
     add(
         f"- Rounds: {args.rounds}; modes interleaved, order rotated each round; each run is a "
