@@ -21,6 +21,10 @@ Modes:
   openllmetry   opentelemetry.instrumentation.openai.OpenAIInstrumentor (OpenAI only)
   openai-v2     opentelemetry.instrumentation.openai_v2.OpenAIInstrumentor (OpenAI only)
   genai-openai  opentelemetry-instrumentation-genai-openai (OpenAI only)
+  openllmetry-anthropic  opentelemetry-instrumentation-anthropic, OpenLLMetry (Anthropic only)
+  genai-anthropic        opentelemetry-instrumentation-genai-anthropic (Anthropic only)
+  openllmetry-gemini     opentelemetry-instrumentation-google-generativeai, OpenLLMetry (Gemini)
+  google-genai           opentelemetry-instrumentation-google-genai (Gemini only)
 
 Anchors run with the interpreter of their own venv (``--anchor NAME=PYTHON``);
 one that is missing or fails to import is reported as such and skipped.
@@ -29,6 +33,7 @@ one that is missing or fails to import is reported as such and skipped.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import gc
 import json
@@ -46,11 +51,51 @@ HERE = Path(__file__).resolve().parent
 CORE_MODES = ("none", "floor", "cmdrdata", "cmdrdata-before")
 # ``cmdrdata-before``: the instrumentor from ``--before-path`` (another copy of the package,
 # e.g. ``git worktree add /tmp/before <commit>``), measured in the same rounds as ``cmdrdata``.
-ANCHOR_MODES = ("openllmetry", "openai-v2", "genai-openai")
+ANCHOR_MODES = (
+    "openllmetry",
+    "openai-v2",
+    "genai-openai",
+    "openllmetry-anthropic",
+    "genai-anthropic",
+    "openllmetry-gemini",
+    "google-genai",
+)
 DEFAULT_ANCHOR_PYTHONS = {
     "openllmetry": "/tmp/venv-anchors/bin/python",
     "openai-v2": "/tmp/venv-openai-v2/bin/python",
     "genai-openai": "/tmp/venv-genai-openai/bin/python",
+    "openllmetry-anthropic": "/tmp/venv-anchors/bin/python",
+    "genai-anthropic": "/tmp/venv-genai-anthropic/bin/python",
+    "openllmetry-gemini": "/tmp/venv-anchors/bin/python",
+    "google-genai": "/tmp/venv-google-genai/bin/python",
+}
+# The provider whose scenarios each anchor runs (benchmarks/make_anchor_venvs.sh builds them).
+ANCHOR_PROVIDER = {
+    "openllmetry": "openai",
+    "openai-v2": "openai",
+    "genai-openai": "openai",
+    "openllmetry-anthropic": "anthropic",
+    "genai-anthropic": "anthropic",
+    "openllmetry-gemini": "gemini",
+    "google-genai": "gemini",
+}
+# mode -> (module, class) for the anchors added with the Anthropic and Gemini scenarios.
+ANCHOR_INSTRUMENTORS = {
+    "openllmetry-anthropic": ("opentelemetry.instrumentation.anthropic", "AnthropicInstrumentor"),
+    "genai-anthropic": ("opentelemetry.instrumentation.genai.anthropic", "AnthropicInstrumentor"),
+    "openllmetry-gemini": (
+        "opentelemetry.instrumentation.google_generativeai",
+        "GoogleGenerativeAiInstrumentor",
+    ),
+    "google-genai": ("opentelemetry.instrumentation.google_genai", "GoogleGenAiSdkInstrumentor"),
+}
+# Anchors instrumented with ``skip_dep_check=True``: their declared SDK range excludes the
+# installed SDK, and ``instrument()`` would otherwise log a DependencyConflict and do nothing.
+# The report says so next to the versions.
+SKIP_DEP_CHECK: dict[str, str] = {
+    "google-genai": "opentelemetry-instrumentation-google-genai 1.3b0 declares "
+    '"google-genai>=1.32.0,<3"; on google-genai 3.x `instrument()` logs a DependencyConflict '
+    "and instruments nothing, so it runs here with `skip_dep_check=True`",
 }
 # scenario -> (provider, stream chunks, include_usage, calls, warm-up)
 SCENARIOS: dict[str, tuple[str, int, bool, int, int]] = {
@@ -66,6 +111,9 @@ SCENARIOS: dict[str, tuple[str, int, bool, int, int]] = {
 CHECK_SCENARIOS: dict[str, tuple[str, int, bool, int, int]] = {
     "openai-stream50-nousage": ("openai", 50, False, 5, 1),
 }
+# The token-capture check's scenarios: OpenAI's table, then Anthropic's and Gemini's.
+OPENAI_CHECKS = ("openai", "openai-stream50", "openai-stream50-nousage")
+OTHER_CHECKS = ("anthropic", "gemini", "gemini-stream50")
 DIST_NAMES = (
     "openai",
     "anthropic",
@@ -81,6 +129,10 @@ DIST_NAMES = (
     "opentelemetry-instrumentation-openai",
     "opentelemetry-instrumentation-openai-v2",
     "opentelemetry-instrumentation-genai-openai",
+    "opentelemetry-instrumentation-anthropic",
+    "opentelemetry-instrumentation-genai-anthropic",
+    "opentelemetry-instrumentation-google-generativeai",
+    "opentelemetry-instrumentation-google-genai",
     "opentelemetry-util-genai",
     "opentelemetry-semantic-conventions-ai",
 )
@@ -107,10 +159,12 @@ def _make_provider(processor: str) -> tuple[Any, Any]:
         def __init__(self) -> None:
             self.count = 0
             self.last = None
+            self.recent: collections.deque[Any] = collections.deque(maxlen=4)
 
         def export(self, spans: Any) -> SpanExportResult:
             self.count += len(spans)
             self.last = spans[-1]
+            self.recent.extend(spans)
             return SpanExportResult.SUCCESS
 
         def shutdown(self) -> None:
@@ -141,6 +195,21 @@ def _instrument(mode: str, provider: Any) -> None:
         OpenAIInstrumentor().instrument(tracer_provider=provider)
     elif mode == "genai-openai":
         _genai_openai_instrumentor()().instrument(tracer_provider=provider)
+    elif mode in ANCHOR_INSTRUMENTORS:
+        instrumentor = _anchor_instrumentor(mode)()
+        if mode in SKIP_DEP_CHECK:
+            instrumentor.instrument(tracer_provider=provider, skip_dep_check=True)
+        else:
+            # A declared SDK range that excludes the installed SDK raises here (with the
+            # conflict) instead of leaving the SDK silently uninstrumented.
+            instrumentor.instrument(tracer_provider=provider, raise_exception_on_conflict=True)
+
+
+def _anchor_instrumentor(mode: str) -> Any:
+    import importlib
+
+    module, name = ANCHOR_INSTRUMENTORS[mode]
+    return getattr(importlib.import_module(module), name)
 
 
 def _genai_openai_instrumentor() -> Any:
@@ -281,7 +350,13 @@ def _span_summary(span: Any) -> dict[str, Any] | None:
     attrs = {}
     for key, value in (span.attributes or {}).items():
         attrs[key] = list(value) if isinstance(value, tuple) else value
-    return {"name": span.name, "attributes": attrs, "events": len(span.events)}
+    scope = getattr(span, "instrumentation_scope", None)
+    return {
+        "name": span.name,
+        "scope": getattr(scope, "name", None),
+        "attributes": attrs,
+        "events": len(span.events),
+    }
 
 
 def run_child(args: argparse.Namespace) -> None:
@@ -317,6 +392,11 @@ def run_child(args: argparse.Namespace) -> None:
         times.append(c1 - c0)
         walls.append(w1 - w0)
     provider.force_flush()
+    # The spans of the last call (the Anthropic SDK exports a native span of its own
+    # next to an instrumentation's; the token check looks at all of them).
+    total = warmup + calls
+    per_call = exporter.count // total if total and exporter.count % total == 0 else 1
+    last_call = list(exporter.recent)[-per_call:] if per_call else []
     out = {
         "mode": args.mode,
         "scenario": args.scenario,
@@ -328,6 +408,7 @@ def run_child(args: argparse.Namespace) -> None:
         "calls_total": warmup + calls,
         "chunks_seen": seen if isinstance(seen, int) else None,
         "last_span": _span_summary(exporter.last),
+        "last_call_spans": [_span_summary(span) for span in last_call],
     }
     provider.shutdown()
     print("BENCH-RESULT " + json.dumps(out))
@@ -353,10 +434,13 @@ def run_startup_child(args: argparse.Namespace) -> None:
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as Instrumentor
     elif mode == "genai-openai":
         Instrumentor = _genai_openai_instrumentor()
+    elif mode in ANCHOR_INSTRUMENTORS:
+        Instrumentor = _anchor_instrumentor(mode)
     else:
         raise ValueError(mode)
     t2 = clock()
-    Instrumentor().instrument(tracer_provider=provider)
+    extra = {"skip_dep_check": True} if mode in SKIP_DEP_CHECK else {}
+    Instrumentor().instrument(tracer_provider=provider, **extra)
     t3 = clock()
     out = {
         "mode": mode,
@@ -445,6 +529,13 @@ def _machine() -> str:
     return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu})"
 
 
+def _loadavg() -> str:
+    try:
+        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def git_state(package: str) -> str | None:
     """``<short HEAD> (package clean)`` or ``(with uncommitted changes to the package)``.
 
@@ -475,9 +566,7 @@ def _package_note() -> str:
 
 def _modes_for(scenario: str, modes: list[str]) -> list[str]:
     provider = {**SCENARIOS, **CHECK_SCENARIOS}[scenario][0]
-    if provider == "openai":
-        return modes
-    return [m for m in modes if m in CORE_MODES]
+    return [m for m in modes if m in CORE_MODES or ANCHOR_PROVIDER.get(m) == provider]
 
 
 def _take_snapshot() -> str:
@@ -501,6 +590,7 @@ def run_parent(args: argparse.Namespace) -> None:
     global PACKAGE_PATH, PACKAGE_NOTE, BEFORE_PATH
     BEFORE_PATH = args.before_path
     started = time.time()
+    load_at_start = _loadavg()
     if args.package_path:
         PACKAGE_PATH = args.package_path
     elif not args.no_snapshot:
@@ -552,10 +642,9 @@ def run_parent(args: argparse.Namespace) -> None:
         if not python or not Path(python).exists():
             skipped[mode] = f"no interpreter at {python}"
             continue
+        probe = ["--mode", mode, "--scenario", ANCHOR_PROVIDER[mode], "--calls", "3"]
         try:
-            _spawn(
-                python, ["--mode", mode, "--scenario", "openai", "--calls", "3", "--warmup", "1"]
-            )
+            _spawn(python, [*probe, "--warmup", "1"])
         except ChildFailed as exc:
             skipped[mode] = f"fails: {exc}"
             continue
@@ -640,17 +729,26 @@ def run_parent(args: argparse.Namespace) -> None:
 
     # ---- token capture check (not timed) --------------------------------------------
     checks: dict[str, dict[str, Any]] = {}
-    for mode in [m for m in modes if m != "none"]:
-        for scenario in ("openai", "openai-stream50", "openai-stream50-nousage"):
-            try:
-                res = _spawn(
-                    pythons[mode],
-                    ["--mode", mode, "--scenario", scenario, "--calls", "3", "--warmup", "1"],
-                )
-            except ChildFailed as exc:
-                checks.setdefault(mode, {})[scenario] = {"error": str(exc)}
-                continue
-            checks.setdefault(mode, {})[scenario] = res
+    providers = {SCENARIOS[s][0] for s in scenarios if s in SCENARIOS}
+    check_runs = [
+        (mode, scenario)
+        for mode in modes
+        for scenario in OPENAI_CHECKS + OTHER_CHECKS
+        if mode in _modes_for(scenario, modes)
+        and SCENARIOS.get(scenario, CHECK_SCENARIOS.get(scenario))[0] in providers
+        # `none` is checked where the SDK may record usage itself (Anthropic's native spans)
+        and (mode != "none" or scenario in OTHER_CHECKS)
+    ]
+    for mode, scenario in check_runs:
+        try:
+            res = _spawn(
+                pythons[mode],
+                ["--mode", mode, "--scenario", scenario, "--calls", "3", "--warmup", "1"],
+            )
+        except ChildFailed as exc:
+            checks.setdefault(mode, {})[scenario] = {"error": str(exc)}
+            continue
+        checks.setdefault(mode, {})[scenario] = res
 
     report = render(
         args=args,
@@ -664,6 +762,7 @@ def run_parent(args: argparse.Namespace) -> None:
         startup=startup,
         checks=checks,
         elapsed=time.time() - started,
+        load=(load_at_start, _loadavg()),
     )
     if args.json:
         Path(args.json).write_text(
@@ -750,6 +849,88 @@ def _usage_keys(summary: dict[str, Any] | None) -> str:
     return ", ".join(short) if short else "**none**"
 
 
+# Spans the SDK itself exports when a TracerProvider is set (in every mode, `none` included).
+SDK_NATIVE_SCOPES = {"com.anthropic.sdk.python"}
+OTHER_CHECK_TITLES = {
+    "anthropic": "Anthropic `messages.create`",
+    "gemini": "Gemini `generate_content`",
+    "gemini-stream50": "Gemini `generate_content_stream`, 50 chunks",
+}
+
+
+def _instrumentation_span(mode: str, res: dict[str, Any]) -> dict[str, Any] | None:
+    """The span an instrumentation made on the last call; for `none`, the SDK's own."""
+    spans = res.get("last_call_spans") or []
+    if mode == "none":
+        return spans[-1] if spans else None
+    own = [s for s in spans if s and s.get("scope") not in SDK_NATIVE_SCOPES]
+    return own[-1] if own else None
+
+
+def _render_other_checks(checks: dict[str, dict[str, Any]]) -> list[str]:
+    """The token-capture table of the Anthropic and Gemini scenarios."""
+    rows = {m: by for m, by in checks.items() if set(by) & set(OTHER_CHECKS)}
+    if not rows:
+        return []
+    scenarios = [s for s in OTHER_CHECKS if any(s in by for by in rows.values())]
+    canned_numbers = _canned_numbers()
+    out = [
+        "## Token usage on the span (Anthropic and Gemini; 3 calls, spans of the last call)",
+        "",
+        "What the canned responses report (benchmarks/canned.py). Anthropic: `input_tokens` "
+        f"{canned_numbers['prompt']} (uncached), `cache_read_input_tokens` "
+        f"{canned_numbers['cached']}, `cache_creation_input_tokens` 0, `output_tokens` "
+        f"{canned_numbers['completion']}: {canned_numbers['prompt'] + canned_numbers['cached']} "
+        "input tokens in all. Gemini (plain call and the stream's last chunk): "
+        f"`promptTokenCount` {canned_numbers['prompt']} (cached included), "
+        f"`cachedContentTokenCount` {canned_numbers['cached']}, `candidatesTokenCount` "
+        f"{canned_numbers['completion']}, `thoughtsTokenCount` {canned_numbers['reasoning']}, "
+        f"`totalTokenCount` "
+        f"{canned_numbers['prompt'] + canned_numbers['completion'] + canned_numbers['reasoning']}"
+        ": the model produced "
+        f"{canned_numbers['completion'] + canned_numbers['reasoning']} output tokens, thoughts "
+        "included. The `none` row is the SDK's own span, where it makes one (Anthropic); other "
+        "rows show the instrumentation's span, not the SDK's.",
+        "",
+        "| mode | "
+        + " | ".join(OTHER_CHECK_TITLES[s] for s in scenarios)
+        + " | spans exported per call (same column order) |",
+        "|---|" + "---|" * len(scenarios) + "---|",
+    ]
+    for mode, by in rows.items():
+        cells = []
+        per_call = []
+        for scenario in scenarios:
+            res = by.get(scenario)
+            if res is None:
+                cells.append("–")
+                continue
+            if "error" in res:
+                cells.append("error: " + res["error"][:80])
+                continue
+            span = _instrumentation_span(mode, res)
+            cells.append(_usage_keys(span) if span else "no span")
+            if span is None:
+                per_call.append("0")
+                continue
+            per_call.append(str(len(res.get("last_call_spans") or [])))
+        out.append(f"| {mode} | {' | '.join(cells)} | {', '.join(per_call) or '–'} |")
+    out.append("")
+    return out
+
+
+def _canned_numbers() -> dict[str, int]:
+    sys.path.insert(0, str(HERE))
+    import canned
+
+    return {
+        "prompt": canned.PROMPT_TOKENS,
+        "completion": canned.COMPLETION_TOKENS,
+        "cached": canned.CACHED_TOKENS,
+        "reasoning": canned.REASONING_TOKENS,
+    }
+
+
 def render(**kw: Any) -> str:
     args = kw["args"]
     results = kw["results"]
@@ -766,6 +947,11 @@ def render(**kw: Any) -> str:
         f"- Python {core_versions.get('python')}; command: `{argv}`"
         f" (took {kw['elapsed'] / 60:.1f} min)"
     )
+    if kw.get("load"):
+        add(
+            f"- Load average (1/5/15 min) at start: {kw['load'][0]}; at the end: {kw['load'][1]}"
+            f" (on {os.cpu_count()} CPUs)"
+        )
     add(f"- Package measured: {PACKAGE_NOTE or _package_note()}")
     add(
         f"- Rounds: {args.rounds}; modes interleaved, order rotated each round; each run is a "
@@ -806,6 +992,9 @@ def render(**kw: Any) -> str:
         add(f"- `{py}` ({', '.join(ms)}): Python {v.get('python')}; {pkgs}")
     for mode, why in kw["skipped"].items():
         add(f"- **{mode} not measured**: {why}")
+    for mode, why in SKIP_DEP_CHECK.items():
+        if mode in modes:
+            add(f"- **{mode}**: {why}.")
     add("")
 
     for processor, table in results.items():
@@ -896,7 +1085,8 @@ def render(**kw: Any) -> str:
         add(f"Medians of {args.startup_rounds} fresh processes each.")
         add("")
 
-    checks = kw["checks"]
+    all_checks = kw["checks"]
+    checks = {m: by for m, by in all_checks.items() if set(by) & set(OPENAI_CHECKS)}
     if checks:
         add("## Token usage on the span (OpenAI; 3 calls, last span inspected)")
         add("")
@@ -934,6 +1124,7 @@ def render(**kw: Any) -> str:
             + "."
         )
         add("")
+    lines.extend(_render_other_checks(all_checks))
     ok = kw["spans_ok"]
     bad = [m for m, good in ok.items() if not good]
     add(
