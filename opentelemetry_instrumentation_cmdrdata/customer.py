@@ -589,7 +589,10 @@ def customer_context(
 
     ::
 
-        with customer_context(user.org_id if user else None, plan="pro"):
+        with customer_context("cust-42", plan="pro"):
+            client.chat.completions.create(...)
+
+        with customer_context(user.org_id if user else None):  # None: anonymous
             client.chat.completions.create(...)
 
     Works as a plain ``with`` in sync and async code (and as ``async with``). The id is
