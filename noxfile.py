@@ -242,13 +242,23 @@ def _run(session: nox.Session, case: str | None, pins: list[str], tests: list[st
 
 
 def _commit() -> str:
-    """The commit tested, marked ``+changes`` when the work tree differs from it."""
+    """The commit tested, marked ``+changes`` when the work tree differs from it (apart from
+    the files this report writes itself)."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!README.md",
+                ":!docs/tested-versions.*",
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
