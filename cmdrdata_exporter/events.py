@@ -2,9 +2,11 @@
 
 Spans come from code we do not control (other instrumentations, ``span_source=genai``), so every
 attribute is read defensively: a mistyped or absurd value never raises, it becomes the safe value
-(0 tokens, ``None``) and is counted in ``Drops``. Customer ids are billed exactly as the span
-carries them: they are validated where they enter (``customer_context``), and clipping one here
-would bill a different customer; an id over 256 characters is only counted.
+(0 tokens, ``None``) and is counted in ``Drops``. Customer ids are validated where they enter
+(``customer_context``); here they are held to the same rules, trimmed, and billed otherwise
+unchanged: clipping one would bill a different customer, so an id over 256 characters is only
+counted. One that no ``customer_context`` would accept (blank, not a string, a control
+character inside) goes to the default customer and is counted; no log line ever shows it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -42,6 +45,8 @@ MAX_STRING = 1024  # metadata strings, model names, ids
 MAX_METADATA_KEYS = 64
 MAX_CUSTOMER_ID = 256
 _NAMESPACE_BYTES = uuid.UUID("6f1d3c52-8d0e-5b7a-9c41-0d6a3e2f7b19").bytes
+# Unicode category Cc, which customer_context refuses inside an id.
+_CONTROL_PATTERN = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 PROVIDER_ALIASES = {"gemini": semconv.PROVIDER_GEMINI, "vertex_ai": semconv.PROVIDER_VERTEX_AI}
 _PREFIX = semconv.CMDRDATA_METADATA_PREFIX
@@ -240,16 +245,8 @@ def _convert(span: ReadableSpan, settings: EventSettings, drops: Drops) -> dict[
     if not model:
         drops.count("missing_model", "a GenAI span has no model; billed as 'unknown'")
 
-    customer = attrs.get(semconv.CMDRDATA_CUSTOMER_ID)
-    if isinstance(customer, str) and customer.strip():
-        if len(customer) > MAX_CUSTOMER_ID:
-            drops.count(
-                "long_customer_id",
-                f"a customer id longer than {MAX_CUSTOMER_ID} characters was billed unchanged",
-            )
-    else:
-        if customer is not None:
-            drops.count("bad_customer_id", "a span's customer id is not a non-empty string")
+    customer = _customer(attrs.get(semconv.CMDRDATA_CUSTOMER_ID), drops)
+    if customer is None:
         customer = settings.default_customer_id
 
     input_tokens = read.tokens(semconv.GEN_AI_USAGE_INPUT_TOKENS, "gen_ai.usage.prompt_tokens")
@@ -320,6 +317,32 @@ def _convert(span: ReadableSpan, settings: EventSettings, drops: Drops) -> dict[
         "timestamp": iso_millis(end),
         "metadata": metadata,
     }
+
+
+def _customer(value: Any, drops: Drops) -> str | None:
+    """The span's customer id, trimmed, or None when the call goes to the default customer.
+
+    The drop messages name the problem, never the id: it may be personal data.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        drops.count("bad_customer_id", "a span's customer id is not a non-empty string")
+        return None
+    customer = value.strip()
+    if _CONTROL_PATTERN.search(customer):
+        drops.count(
+            "control_customer_id",
+            "a span's customer id contains a control character (newline, NUL, ...); "
+            "billed to the default customer",
+        )
+        return None
+    if len(customer) > MAX_CUSTOMER_ID:
+        drops.count(
+            "long_customer_id",
+            f"a customer id longer than {MAX_CUSTOMER_ID} characters was billed unchanged",
+        )
+    return customer
 
 
 def _merge_customer_metadata(

@@ -17,6 +17,12 @@ the W3C ``baggage`` header carries it to your other services. Plain threads and
 the outer metadata (none of it is billed to the inner customer); a nested block with the
 same id merges, its own keys winning.
 
+**No customer.** ``customer_context(None)`` (and ``set_customer_id(None)``) is an anonymous
+block: it removes the ``cmdrdata.*`` entries for its block, so its calls are billed to the
+exporter's default customer exactly as if no customer had ever been set, and neither an
+outer customer nor its metadata shows through; the outer one is back on exit. Metadata
+given with ``None`` is validated and then left out: there is no customer to bill it to.
+
 **Encoding.** Values are stored as plain text in the Python baggage (no encoding of our
 own). The facts this rests on, checked in opentelemetry-api 1.45.2
 (``opentelemetry.baggage.propagation``):
@@ -115,6 +121,9 @@ _SIG_MARKER = ";" + _SIG_NAME + "="
 # The signature property, tolerating the optional whitespace W3C allows around ";" and "=".
 _SIG_PATTERN = re.compile(r"[ \t]*;[ \t]*cmdrdata\.sig[ \t]*=[ \t]*([^;]*)")
 _METADATA_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+# Unicode category Cc: C0, DEL and C1. A newline or NUL inside an id splits log lines, CSV
+# rows and invoices downstream, so such ids are refused wherever they enter.
+_CONTROL_PATTERN = re.compile("[\x00-\x1f\x7f-\x9f]")
 _ID_DOMAIN = b"cmdrdata.customer_id/v1\x00"
 _METADATA_DOMAIN = b"cmdrdata.metadata/v1\x00"
 _PREFIX_SHOWN = 16
@@ -207,6 +216,14 @@ def _check_customer_id(value: object) -> str | _Problem:
         return _Problem(
             "not_utf8", ValueError, "contains unpaired surrogates and cannot be encoded as UTF-8"
         )
+    control = _CONTROL_PATTERN.search(customer_id)
+    if control:
+        return _Problem(
+            "control",
+            ValueError,
+            f"contains a control character (U+{ord(control.group()):04X}); newlines, tabs, NUL "
+            "and the other Unicode Cc characters are not allowed inside an id",
+        )
     if _SIG_PATTERN.search(customer_id):
         return _Problem(
             "reserved", ValueError, f"must not contain {_SIG_MARKER!r}, which marks the signature"
@@ -214,7 +231,10 @@ def _check_customer_id(value: object) -> str | _Problem:
     return customer_id
 
 
-def _validate_customer_id(value: object) -> str:
+def _validate_customer_id(value: object) -> str | None:
+    """The trimmed id; None stays None ("no customer"). Raises for anything else invalid."""
+    if value is None:
+        return None
     checked = _check_customer_id(value)
     if isinstance(checked, _Problem):
         message = f"customer_id {checked.detail}"
@@ -360,16 +380,14 @@ def _read(
     raw: object, context: Context | None, settings: _Settings, warn: bool
 ) -> tuple[str | None, dict[str, str]]:
     text = raw if isinstance(raw, str) else str(raw)
-    customer_id, signature = _split_signature(text)
-    customer_id = customer_id.strip()
-    if not customer_id or len(customer_id) > MAX_CUSTOMER_ID_LENGTH:
+    unchecked, signature = _split_signature(text)
+    customer_id = _check_customer_id(unchecked)
+    if isinstance(customer_id, _Problem):
         if warn:
-            problem = _check_customer_id(customer_id)
-            detail = problem.detail if isinstance(problem, _Problem) else "is invalid"
             _warn_once(
-                "baggage.invalid",
+                "baggage." + customer_id.reason,
                 "cmdrdata.customer_id baggage ignored: the id %s; the call is unattributed",
-                detail,
+                customer_id.detail,
             )
         return None, {}
     metadata = _baggage_metadata(otel_baggage.get_all(context))
@@ -449,11 +467,16 @@ def _encoded_size(entries: Mapping[str, str]) -> int:
 
 
 def _attributed_context(
-    customer_id: str, metadata: Mapping[str, str], context: Context | None = None
+    customer_id: str | None, metadata: Mapping[str, str], context: Context | None = None
 ) -> Context:
-    """``context`` (default: current) with its attribution baggage replaced."""
+    """``context`` (default: current) with its attribution baggage replaced.
+
+    ``customer_id=None`` removes it (an anonymous block): what is then read is "no customer".
+    """
     if context is None:
         context = otel_context.get_current()
+    if customer_id is None:
+        return context_without_attribution(context)
     settings = _get_settings()
 
     raw_outer = otel_baggage.get_baggage(CMDRDATA_CUSTOMER_ID, context)
@@ -506,20 +529,23 @@ class CustomerContext:
 
     __slots__ = ("_customer_id", "_metadata", "_tokens")
 
-    def __init__(self, customer_id: str, metadata: Mapping[str, object]) -> None:
+    def __init__(self, customer_id: str | None, metadata: Mapping[str, object]) -> None:
         self._customer_id = _validate_customer_id(customer_id)
         self._metadata = _validate_metadata(metadata)
         self._tokens: list[Token[Context]] = []
 
     @property
-    def customer_id(self) -> str:
-        """The trimmed id that is billed."""
+    def customer_id(self) -> str | None:
+        """The trimmed id that is billed; None for an anonymous block (the default customer)."""
         return self._customer_id
 
     @property
     def metadata(self) -> dict[str, str]:
-        """This block's own metadata, as strings (merged ones from outer blocks excluded)."""
-        return dict(self._metadata)
+        """This block's own metadata, as strings (merged ones from outer blocks excluded).
+
+        Always empty for an anonymous block: metadata given with ``None`` is not attached.
+        """
+        return {} if self._customer_id is None else dict(self._metadata)
 
     def __enter__(self) -> CustomerContext:
         context = _attributed_context(self._customer_id, self._metadata)
@@ -549,7 +575,9 @@ class CustomerContext:
         return f"customer_context({self._customer_id!r}, **{self._metadata!r})"
 
 
-def customer_context(customer_id: str, /, **metadata: str | int | float | bool) -> CustomerContext:
+def customer_context(
+    customer_id: str | None, /, **metadata: str | int | float | bool
+) -> CustomerContext:
     """Bill the LLM calls made inside the block to ``customer_id``.
 
     ::
@@ -557,22 +585,31 @@ def customer_context(customer_id: str, /, **metadata: str | int | float | bool) 
         with customer_context("cust-42", plan="pro"):
             client.chat.completions.create(...)
 
+        with customer_context(user.org_id if user else None):  # None: anonymous
+            client.chat.completions.create(...)
+
     Works as a plain ``with`` in sync and async code (and as ``async with``). The id is
-    trimmed and must then be 1 to 256 characters of any Unicode; metadata keys are ASCII
-    names (letters, digits, ``_ . -``), values str, int, float or bool (stored as strings;
-    bools as ``true``/``false``; values trimmed, at most 256 characters). A nested block with
-    another id drops the outer metadata; with the same id it merges. Other baggage entries
-    are kept. Raises ``TypeError`` (wrong type) or ``ValueError`` (empty, too long), never
-    truncates.
+    trimmed and must then be 1 to 256 characters of any Unicode but control characters
+    (newline, tab, NUL, the rest of category Cc); metadata keys are ASCII names (letters,
+    digits, ``_ . -``), values str, int, float or bool (stored as strings; bools as
+    ``true``/``false``; values trimmed, at most 256 characters). A nested block with another
+    id drops the outer metadata; with the same id it merges. Other baggage entries are kept.
+    ``None`` is an anonymous block: its calls go to the default customer, nothing of an
+    outer customer shows through, and its metadata is left out. Raises ``TypeError`` (wrong
+    type) or ``ValueError`` (empty, too long, a control character), never truncates; the
+    message never holds the id itself beyond a short prefix of an over-long one.
     """
     return CustomerContext(customer_id, metadata)
 
 
-def set_customer_id(customer_id: str, /, **metadata: str | int | float | bool) -> Token[Context]:
+def set_customer_id(
+    customer_id: str | None, /, **metadata: str | int | float | bool
+) -> Token[Context]:
     """Like :func:`customer_context` without a block: attach now, return the token.
 
-    For frameworks with before/after request hooks. Pass the token to
-    :func:`reset_customer_id` in the same thread or task, in reverse order of the sets.
+    For frameworks with before/after request hooks, where ``None`` marks an anonymous
+    request. Pass the token to :func:`reset_customer_id` in the same thread or task, in
+    reverse order of the sets.
     """
     context = _attributed_context(_validate_customer_id(customer_id), _validate_metadata(metadata))
     return otel_context.attach(context)
@@ -624,8 +661,9 @@ def split_attribution(context: Context) -> tuple[str | None, dict[str, str], Con
 def coerce_call_customer_id(value: object) -> str | None:
     """The per-call ``customer_id=`` argument, trimmed; None when it is unusable.
 
-    Never raises: a bad value (not a str, empty, too long) gives None, so the call is
-    unattributed, with one WARNING per reason per process (the value is not logged).
+    Never raises: a bad value (not a str, empty, too long, a control character) gives None,
+    so the call is unattributed, with one WARNING per reason per process (the value is not
+    logged).
     ``None`` gives None silently: the caller decides whether it means "not given".
     """
     if value is None:

@@ -297,6 +297,66 @@ async def test_nested_async_with_scopes_across_awaited_calls(instrument, spans, 
     }
 
 
+# --- anonymous blocks (customer_context(None)) ----------------------------------------------
+
+
+def _billed_anonymously(events: list[dict[str, Any]]) -> dict[str, tuple[str, str | None]]:
+    return {e["model"]: (e["customer_id"], e["metadata"].get("plan")) for e in events}
+
+
+ANONYMOUS_INSIDE_A_CUSTOMER = {
+    "m-outer-1": ("cust-outer", "pro"),
+    "m-anonymous": ("unattributed", None),
+    "m-anonymous-2": ("unattributed", None),
+    "m-outer-2": ("cust-outer", "pro"),
+}
+
+
+def test_anonymous_block_inside_a_customer_block_bills_the_default_customer(
+    instrument, spans, clients, billing
+):
+    client = clients.openai
+    with customer_context("cust-outer", plan="pro"):
+        chat(client, "m-outer-1")
+        with customer_context(None):  # an anonymous request handled inside
+            chat(client, "m-anonymous")
+        token = set_customer_id(None)
+        try:
+            chat(client, "m-anonymous-2")
+        finally:
+            reset_customer_id(token)
+        chat(client, "m-outer-2")
+
+    assert {model_of(s): customer_of(s) for s in spans()} == {
+        "m-outer-1": "cust-outer",
+        "m-anonymous": None,
+        "m-anonymous-2": None,
+        "m-outer-2": "cust-outer",
+    }
+    assert _billed_anonymously(billing.events(4)) == ANONYMOUS_INSIDE_A_CUSTOMER
+
+
+async def test_anonymous_block_inside_a_customer_block_bills_the_default_customer_async(
+    instrument, spans, openai_server, billing
+):
+    client = openai_server.async_client(default_headers=FRESH_CONNECTION)
+    try:
+        async with customer_context("cust-outer", plan="pro"):
+            await achat(client, "m-outer-1")
+            async with customer_context(None):
+                await asyncio.sleep(0)
+                await achat(client, "m-anonymous")
+            with customer_context(None):
+                stream = await achat(client, "m-anonymous-2", stream=True)
+                async for _ in stream:
+                    pass
+            await achat(client, "m-outer-2")
+    finally:
+        await client.close()
+
+    assert _billed_anonymously(billing.events(4)) == ANONYMOUS_INSIDE_A_CUSTOMER
+
+
 # --- 50 concurrent asyncio tasks ------------------------------------------------------------
 
 
@@ -599,7 +659,11 @@ def test_per_call_arguments_take_precedence_over_baggage(
         assert word not in body
 
 
-@pytest.mark.parametrize("bad", ["", "   ", 42, "x" * 257], ids=["empty", "blank", "int", "long"])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "   ", 42, "x" * 257, "cust\nforged", "cust\x00nul"],
+    ids=["empty", "blank", "int", "long", "newline", "nul"],
+)
 def test_bad_per_call_id_bills_unattributed_with_one_warning_and_the_call_works(
     bad, instrument, spans, clients, caplog
 ):

@@ -16,6 +16,7 @@ in a throwaway venv, with the official one or with OpenLLMetry's::
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import subprocess
 from importlib.metadata import entry_points
@@ -44,6 +45,19 @@ def installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # a parent package is missing
         return False
+
+
+def traces_the_openai_http_client() -> bool:
+    """Whether opentelemetry-instrument makes spans of the OpenAI SDK's HTTP requests: openai
+    3.x sends them through httpx2, which opentelemetry-instrumentation-httpx < 0.65b0 (with
+    the OpenTelemetry floor) does not instrument."""
+    if not installed("opentelemetry.instrumentation.httpx"):
+        return False
+    if int(importlib.metadata.version("openai").split(".")[0]) < 3:
+        return True
+    import opentelemetry.instrumentation.httpx as httpx_instrumentation
+
+    return hasattr(httpx_instrumentation, "HTTPX2ClientInstrumentor")
 
 
 pytestmark = pytest.mark.skipif(
@@ -234,7 +248,7 @@ def test_disabling_our_instrumentation_by_name_stops_billing_only(
     # The rest of OpenTelemetry is on: the exporters ran (HTTP client spans, when
     # opentelemetry-instrumentation-httpx is installed, reached the collector); ours made none.
     assert not [span for span in otlp_receiver.spans if ours(span)]
-    if installed("opentelemetry.instrumentation.httpx"):
+    if traces_the_openai_http_client():
         http_spans = otlp_receiver.wait_for_spans(lambda s: s.name == "POST", count=2)
         assert len(http_spans) >= 2, otlp_receiver.spans
 

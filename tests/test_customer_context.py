@@ -1,7 +1,8 @@
 """customer_context / set_customer_id: the customer id in baggage, scoped to a block.
 
-Contract (SPEC section 2): nested blocks override and restore; sync, async and threads
-behave as contextvars do; the app's other baggage is left alone; the instrumentor reads the
+Contract (SPEC section 2): nested blocks override and restore; ``None`` is an anonymous
+block (no customer, nothing of an outer one shows through); sync, async and threads behave
+as contextvars do; the app's other baggage is left alone; the instrumentor reads the
 attribution with read_attribution() and strips it with context_without_attribution().
 """
 
@@ -128,6 +129,117 @@ def test_customer_entries_come_first_in_the_baggage(app_baggage: None) -> None:
 def test_metadata_key_customer_id_is_allowed_because_the_id_is_positional() -> None:
     with customer_context("acme", customer_id="legacy-7"):
         assert read_attribution() == ("acme", {"customer_id": "legacy-7"})
+
+
+# --- None: an anonymous block --------------------------------------------------------
+
+
+def test_none_block_inside_a_customer_block_has_no_customer_and_restores_the_outer(
+    app_baggage: None,
+) -> None:
+    with customer_context("acme", plan="pro"):
+        with customer_context(None) as anonymous:
+            assert anonymous.customer_id is None
+            assert read_attribution() == (None, {})
+            # No entry of ours at all, so nothing of the outer customer travels on either.
+            assert dict(baggage.get_all()) == {"tenant": "t-1", "feature": "beta"}
+            with customer_context("globex"):
+                assert read_attribution() == ("globex", {})
+            assert read_attribution() == (None, {})
+        assert read_attribution() == ("acme", {"plan": "pro"})
+    assert dict(baggage.get_all()) == {"tenant": "t-1", "feature": "beta"}
+
+
+def test_none_block_outside_any_customer_block_changes_nothing() -> None:
+    with customer_context(None):
+        assert read_attribution() == (None, {})
+        assert dict(baggage.get_all()) == {}
+    assert read_attribution() == (None, {})
+
+
+def test_none_block_leaves_its_metadata_out_but_still_validates_it() -> None:
+    with customer_context("acme", plan="pro"), customer_context(None, plan="free") as block:
+        assert block.metadata == {}
+        assert read_attribution() == (None, {})
+        assert baggage.get_baggage(CMDRDATA_METADATA_PREFIX + "plan") is None
+    with pytest.raises(TypeError, match="value for 'plan'"):
+        customer_context(None, plan=["free"])  # type: ignore[arg-type]
+
+
+def test_none_block_hides_an_inbound_customer_from_the_header_it_sends_on() -> None:
+    propagator = W3CBaggagePropagator()
+    inbound = propagator.extract(
+        {"baggage": "cmdrdata.customer_id=acme,cmdrdata.metadata.plan=pro,app=1"}, Context()
+    )
+    token = otel_context.attach(inbound)
+    try:
+        assert read_attribution() == ("acme", {"plan": "pro"})
+        with customer_context(None):
+            outbound: dict[str, str] = {}
+            propagator.inject(outbound)
+        assert read_attribution() == ("acme", {"plan": "pro"})
+    finally:
+        otel_context.detach(token)
+    assert outbound == {"baggage": "app=1"}
+
+
+def test_none_block_restores_the_outer_customer_when_the_body_raises() -> None:
+    with customer_context("outer"):
+        with pytest.raises(RuntimeError), customer_context(None):
+            raise RuntimeError("anonymous handler failed")
+        assert read_attribution() == ("outer", {})
+
+
+def test_set_customer_id_none_and_reset_inside_a_block() -> None:
+    with customer_context("acme", plan="pro"):
+        token = set_customer_id(None)
+        try:
+            assert read_attribution() == (None, {})
+            inner = set_customer_id("globex")
+            assert read_attribution() == ("globex", {})
+            reset_customer_id(inner)
+            assert read_attribution() == (None, {})
+        finally:
+            reset_customer_id(token)
+        assert read_attribution() == ("acme", {"plan": "pro"})
+
+
+def test_none_block_with_a_baggage_secret_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(customer.SECRET_ENV, "s3cret")
+    customer._reload_settings()
+    with customer_context("acme", plan="pro"):
+        with customer_context(None):
+            assert read_attribution() == (None, {})
+            assert dict(baggage.get_all()) == {}
+        assert read_attribution() == ("acme", {"plan": "pro"})
+
+
+async def test_none_block_in_concurrent_tasks_stays_in_its_own_task() -> None:
+    inside: list[str] = []
+    both_inside = asyncio.Event()
+
+    async def wait_for_the_other(name: str) -> None:
+        inside.append(name)
+        if len(inside) == 2:
+            both_inside.set()
+        await both_inside.wait()
+
+    async def anonymous() -> list[tuple[str | None, dict[str, str]]]:
+        async with customer_context(None):
+            await wait_for_the_other("anonymous")
+            seen = [read_attribution()]
+        return [*seen, read_attribution()]
+
+    async def named() -> list[tuple[str | None, dict[str, str]]]:
+        with customer_context("globex"):
+            await wait_for_the_other("named")
+            return [read_attribution()]
+
+    with customer_context("acme", plan="pro"):
+        got_anonymous, got_named = await asyncio.gather(anonymous(), named())
+        assert read_attribution() == ("acme", {"plan": "pro"})
+    assert got_anonymous == [(None, {}), ("acme", {"plan": "pro"})]
+    assert got_named == [("globex", {})]
 
 
 # --- set / reset ----------------------------------------------------------------------
@@ -303,12 +415,14 @@ def test_hand_written_baggage_is_read_and_trimmed() -> None:
     assert read_attribution(ctx) == ("cust-7", {"seats": "5"})
 
 
-def test_invalid_baggage_id_is_ignored_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
-    for bad in ("   ", "x" * 300):
+def test_invalid_baggage_id_is_ignored_with_one_warning_per_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for bad in ("   ", "x" * 300, "  ", "x" * 301):
         ctx = baggage.set_baggage(CMDRDATA_CUSTOMER_ID, bad, Context())
         assert read_attribution(ctx) == (None, {})
     warnings = [r for r in caplog.records if r.name == customer._logger.name]
-    assert len(warnings) == 1
+    assert len(warnings) == 2
     assert "x" * 20 not in caplog.text
 
 

@@ -1,15 +1,17 @@
 """Which customer ids and metadata are accepted, and that they survive the W3C header.
 
 Contract (SPEC section 2): a customer id is any Unicode string of 1 to 256 characters after
-trimming; the trimmed id is billed and comes back intact from a W3C ``baggage`` header;
-anything else raises (TypeError for a non-string, ValueError otherwise) and nothing is
-truncated. A bad per-call ``customer_id=`` never raises: it is unattributed, with one
-WARNING.
+trimming, control characters (category Cc) excepted; the trimmed id is billed and comes back
+intact from a W3C ``baggage`` header; anything else raises (TypeError for a non-string,
+ValueError otherwise) and nothing is truncated. A bad per-call ``customer_id=`` never raises:
+it is unattributed, with one WARNING. A bad id in inbound baggage or on another
+instrumentation's span goes to the default customer, and no log line shows it.
 """
 
 from __future__ import annotations
 
 import logging
+import unicodedata
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +20,9 @@ from opentelemetry import baggage
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context.context import Context
 
+from cmdrdata_exporter import span_to_event
+from cmdrdata_exporter.config import resolve
+from cmdrdata_exporter.diagnostics import Drops
 from opentelemetry_instrumentation_cmdrdata import customer
 from opentelemetry_instrumentation_cmdrdata.customer import (
     MAX_CUSTOMER_ID_LENGTH,
@@ -27,8 +32,12 @@ from opentelemetry_instrumentation_cmdrdata.customer import (
     read_attribution,
     set_customer_id,
 )
-from opentelemetry_instrumentation_cmdrdata.semconv import CMDRDATA_CUSTOMER_ID
+from opentelemetry_instrumentation_cmdrdata.semconv import (
+    CMDRDATA_CUSTOMER_ID,
+    CMDRDATA_METADATA_PREFIX,
+)
 from tests.secret_env import no_secret  # noqa: F401  (autouse)
+from tests.span_maker import usage_spans
 
 PROPAGATOR = W3CBaggagePropagator()
 # The propagator's own limits (opentelemetry-api 1.45.2).
@@ -47,7 +56,7 @@ ODD_IDS = [
     "100%",
     "%41%42",
     "a;b=c;d",
-    "tab\tinside",
+    "emoji\u200djoiner",  # a format character (Cf), not a control one
     "quote\"and'apostrophe",
     "x" * MAX_CUSTOMER_ID_LENGTH,
     "😀" * MAX_CUSTOMER_ID_LENGTH,
@@ -61,6 +70,23 @@ def header_round_trip(carrier_context: Context | None = None) -> tuple[str, Cont
     PROPAGATOR.inject(carrier, carrier_context)
     header = carrier.get("baggage", "")
     return header, PROPAGATOR.extract({"baggage": header}, Context())
+
+
+# Inside an id (surrounding ones are trimmed like any whitespace): C0, DEL and C1.
+CONTROL_IDS = {
+    "newline": "acme\n42",
+    "nul": "acme\x0042",
+    "tab": "acme\t42",
+    "carriage-return": "acme\r\n42",
+    "escape": "acme\x1b[31m42",
+    "del": "acme\x7f42",
+    "next-line": "acme\x8542",  # C1: NEL
+    "c1-last": "acme\x9f42",
+}
+
+
+def has_control(text: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" for c in text)
 
 
 def our_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -84,7 +110,7 @@ def test_odd_ids_are_accepted_and_survive_the_header_round_trip(customer_id: str
 
 @given(
     customer_id=st.text(min_size=1, max_size=MAX_CUSTOMER_ID_LENGTH).filter(
-        lambda s: s.strip() == s and s != "" and ";" not in s
+        lambda s: s.strip() == s and s != "" and ";" not in s and not has_control(s)
     )
 )
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -95,8 +121,12 @@ def test_any_trimmed_unicode_id_survives_the_header_round_trip(customer_id: str)
 
 
 @given(
-    st.text(min_size=1, max_size=40).filter(lambda s: s.strip() == s and s != ""),
-    st.text(min_size=1, max_size=40).filter(lambda s: s.strip() == s and s != ""),
+    st.text(min_size=1, max_size=40).filter(
+        lambda s: s.strip() == s and s != "" and not has_control(s)
+    ),
+    st.text(min_size=1, max_size=40).filter(
+        lambda s: s.strip() == s and s != "" and not has_control(s)
+    ),
 )
 @settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_ids_with_semicolons_survive_the_round_trip(left: str, right: str) -> None:
@@ -139,7 +169,7 @@ def test_worst_case_id_fits_the_propagator_limits() -> None:
 # --- refused ids ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [None, 42, 4.2, b"cust-42", ["cust-42"], object()])
+@pytest.mark.parametrize("bad", [42, 4.2, b"cust-42", ["cust-42"], object()])
 def test_non_string_ids_raise_type_error(bad: object) -> None:
     with pytest.raises(TypeError, match="customer_id must be a str"):
         customer_context(bad)  # type: ignore[arg-type]
@@ -176,6 +206,27 @@ def test_huge_id_is_not_repeated_in_the_error() -> None:
 def test_unpaired_surrogates_cannot_travel_and_are_refused() -> None:
     with pytest.raises(ValueError, match="UTF-8"):
         customer_context("cust-\ud800")
+
+
+@pytest.mark.parametrize("bad", CONTROL_IDS.values(), ids=CONTROL_IDS.keys())
+def test_control_characters_inside_an_id_raise_without_showing_it(bad: str) -> None:
+    for make in (customer_context, set_customer_id):
+        with pytest.raises(ValueError, match="control character") as error:
+            make(bad)
+        assert "acme" not in str(error.value)
+    assert read_attribution() == (None, {})
+
+
+@given(st.characters(categories=["Cc"]))
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_every_control_character_is_refused_inside_an_id(control: str) -> None:
+    with pytest.raises(ValueError, match="control character"):
+        customer_context(f"a{control}b")
+
+
+def test_surrounding_newlines_are_trimmed_like_other_whitespace() -> None:
+    with customer_context("\ncust-42\r\n"):
+        assert read_attribution() == ("cust-42", {})
 
 
 @pytest.mark.parametrize("bad", ["x;cmdrdata.sig=v1.a.b", "x ; cmdrdata.sig = y"])
@@ -270,6 +321,80 @@ def test_call_customer_id_bad_values_give_none_and_one_warning_per_reason(
     assert all(r.levelno == logging.WARNING for r in warnings)
     assert all("unattributed" in r.getMessage() for r in warnings)
     assert "q" * 10 not in caplog.text
+
+
+def test_call_customer_id_with_a_control_character_gives_none_and_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for bad in CONTROL_IDS.values():
+        assert coerce_call_customer_id(bad) is None
+    warnings = our_warnings(caplog)
+    assert len(warnings) == 1
+    assert "control character" in warnings[0].getMessage()
+    assert "unattributed" in warnings[0].getMessage()
+    assert "acme" not in caplog.text
+
+
+# --- inbound baggage ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "encoded", ["acme%0A42", "acme%0042", "acme%09%0942", "acme%C2%8542"], ids=str
+)
+def test_inbound_baggage_id_with_a_control_character_is_ignored_with_one_warning(
+    encoded: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    header = f"{CMDRDATA_CUSTOMER_ID}={encoded},{CMDRDATA_METADATA_PREFIX}plan=pro,app=1"
+    inbound = PROPAGATOR.extract({"baggage": header}, Context())
+    # The propagator hands the decoded control character over: it is ours to refuse.
+    assert has_control(baggage.get_baggage(CMDRDATA_CUSTOMER_ID, inbound))
+    for _ in range(3):
+        assert read_attribution(inbound) == (None, {})
+    warnings = our_warnings(caplog)
+    assert len(warnings) == 1
+    assert "control character" in warnings[0].getMessage()
+    assert "acme" not in caplog.text
+
+
+def test_inbound_baggage_problems_warn_once_per_reason(caplog: pytest.LogCaptureFixture) -> None:
+    for bad in ("acme\n42", "   ", "x" * 300, "acme\x0042", "  ", "y" * 301):
+        ctx = baggage.set_baggage(CMDRDATA_CUSTOMER_ID, bad, Context())
+        assert read_attribution(ctx) == (None, {})
+    messages = [r.getMessage() for r in our_warnings(caplog)]
+    assert len(messages) == 3
+    assert sum("control character" in m for m in messages) == 1
+    assert sum("empty" in m for m in messages) == 1
+    assert sum("characters long" in m for m in messages) == 1
+    assert "acme" not in caplog.text and "x" * 20 not in caplog.text
+
+
+# --- the exporter: ids on spans of other instrumentations -----------------------------
+
+
+@pytest.mark.parametrize("bad", CONTROL_IDS.values(), ids=CONTROL_IDS.keys())
+def test_exporter_bills_a_foreign_span_id_with_a_control_character_to_the_default_customer(
+    bad: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = resolve({"span_source": "genai", "default_customer_id": "house"}, {})
+    (span,) = usage_spans(scope="some.other.instrumentation", cmdrdata__customer_id=bad)
+    drops = Drops()
+    with caplog.at_level(logging.DEBUG):
+        first = span_to_event(span, settings, drops)
+        second = span_to_event(span, settings, drops)
+    assert first is not None and second is not None
+    assert first["customer_id"] == second["customer_id"] == "house"
+    assert drops.snapshot() == {"control_customer_id": 2}
+    assert len(caplog.records) == 1  # logged once, then only counted
+    assert "acme" not in caplog.text
+
+
+def test_exporter_trims_a_foreign_span_id_as_customer_context_does() -> None:
+    settings = resolve({"span_source": "genai"}, {})
+    (span,) = usage_spans(scope="some.other.instrumentation", cmdrdata__customer_id=" c-7\n")
+    drops = Drops()
+    event = span_to_event(span, settings, drops)
+    assert event is not None and event["customer_id"] == "c-7"
+    assert drops.snapshot() == {}
 
 
 def test_call_metadata_is_stringified(caplog: pytest.LogCaptureFixture) -> None:

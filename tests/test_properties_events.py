@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -312,9 +313,12 @@ def assert_tokens_follow_attributes(event: dict[str, Any], span: ReadableSpan) -
     )
     assert meta["reasoning_output_tokens"] == first(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)
     assert meta["streaming"] is (attrs.get(sc.GEN_AI_REQUEST_STREAM) is True)
+    # Held to customer_context's rules: trimmed; blank or holding a control character (Cc)
+    # goes to the default customer.
     customer = attrs.get(sc.CMDRDATA_CUSTOMER_ID)
-    if isinstance(customer, str) and customer.strip():
-        assert event["customer_id"] == customer
+    trimmed = customer.strip() if isinstance(customer, str) else ""
+    if trimmed and not any(unicodedata.category(c) == "Cc" for c in trimmed):
+        assert event["customer_id"] == trimmed
     else:
         assert event["customer_id"] == "unattributed"
 
