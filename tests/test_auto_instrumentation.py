@@ -68,7 +68,9 @@ pytestmark = pytest.mark.skipif(
 
 otlp_receiver = collector_fixtures.otlp_receiver  # the fixture
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+TROUBLESHOOTING = ROOT / "docs" / "troubleshooting.md"
 
 
 def ours(span: ReceivedSpan) -> bool:
@@ -178,9 +180,10 @@ def test_distro_default_grpc_without_the_grpc_exporter_turns_opentelemetry_off(
     assert "Requested component 'otlp_proto_grpc' not found" in completed.stderr
     assert cmdrdata_server.events == []
     assert otlp_receiver.spans == []
-    readme = README.read_text()
-    assert "otlp_proto_grpc" in readme
-    assert "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf" in readme
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf" in README.read_text()
+    troubleshooting = TROUBLESHOOTING.read_text()
+    assert "otlp_proto_grpc" in troubleshooting
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf" in troubleshooting
 
 
 def test_cmdrdata_alone_still_needs_metrics_and_logs_exporters_settled(
@@ -224,7 +227,7 @@ def test_a_misspelt_exporter_name_turns_all_of_opentelemetry_off(
     # Not only billing: the correctly named OTLP exporter gets nothing either.
     assert cmdrdata_server.events == []
     assert otlp_receiver.spans == []
-    assert "typo in `OTEL_TRACES_EXPORTER`" in README.read_text()
+    assert "typo in `OTEL_TRACES_EXPORTER`" in TROUBLESHOOTING.read_text()
 
 
 def test_disabling_our_instrumentation_by_name_stops_billing_only(
