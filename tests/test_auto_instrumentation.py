@@ -320,3 +320,51 @@ def test_another_openai_instrumentation_beside_ours_gives_two_spans_but_one_even
         r["customer"] for r in results
     )
     assert {e["input_tokens"] for e in cmdrdata_server.events} == {1200}
+
+
+METRICS_APP = """
+import time
+
+import openai
+from opentelemetry import metrics, trace
+
+from opentelemetry_instrumentation_cmdrdata import customer_context
+
+client = openai.OpenAI(max_retries=0)
+with customer_context("acme-corp"):
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+trace.get_tracer_provider().force_flush()
+time.sleep(1.5)  # the sender delivers to the local server meanwhile
+metrics.get_meter_provider().force_flush()
+"""
+
+
+def test_the_exporters_own_metrics_reach_the_distros_meter_provider(
+    openai_server, cmdrdata_server, tmp_path
+):
+    """SPEC section 13 under opentelemetry-instrument: the distro's MeterProvider, set up
+    around our exporter, receives the exporter's metrics (printed by the console exporter)."""
+    app = tmp_path / "metrics_app.py"
+    app.write_text(METRICS_APP)
+    env = auto_env(
+        cmdrdata_server,
+        tmp_path / "spool",
+        OTEL_TRACES_EXPORTER="cmdrdata",
+        OTEL_METRICS_EXPORTER="console",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_METRIC_EXPORT_INTERVAL="60000",
+        **openai_only(openai_server),
+    )
+    completed = run_instrumented(app, env)
+    assert completed.returncode == 0, completed.stderr
+    assert cmdrdata_server.wait_for(1, timeout=20), spool_status(env)
+    printed = completed.stdout
+    assert '"name": "cmdrdata_exporter"' in printed  # the exporter's instrumentation scope
+    for name in (
+        "cmdrdata.exporter.events.queued",
+        "cmdrdata.exporter.events.delivered",
+        "cmdrdata.exporter.delivery.duration",
+        "cmdrdata.exporter.paused",
+    ):
+        assert f'"name": "{name}"' in printed, name
+    assert "acme-corp" not in printed and TEST_API_KEY not in printed  # never an attribute
