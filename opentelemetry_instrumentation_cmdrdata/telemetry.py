@@ -29,6 +29,12 @@ DURATION_BUCKETS = (
 )  # fmt: skip
 
 
+def genai_mode() -> bool:
+    """``CMDRDATA_SPAN_SOURCE=genai``, read as the exporter's settings read it (trimmed, any
+    case); anything else is the default ``instrumentor`` (the exporter warns about bad values)."""
+    return os.environ.get("CMDRDATA_SPAN_SOURCE", "").strip().lower() == "genai"
+
+
 def env_flag(name: str, default: bool) -> bool:
     """Read a boolean environment variable; a bad value is logged and ignored."""
     raw = os.environ.get(name)
@@ -63,6 +69,8 @@ class Telemetry:
     span_processor: span_processor.CmdrDataSpanProcessor | None = None
     # instrument() found no SDK TracerProvider yet: attach ours when a call finds one.
     awaiting_provider: bool = False
+    # CMDRDATA_SPAN_SOURCE=genai: our processor copies the customer onto foreign spans.
+    genai: bool = False
 
     def records_metrics(self) -> bool:
         """False while a point would go nowhere: no MeterProvider set yet, or a no-op one.
@@ -84,6 +92,7 @@ class Telemetry:
         )
         if processor is not None and self.active:
             processor.active = True
+            processor.copy_attribution = self.genai
             self.span_processor = processor
         self.awaiting_provider = processor is None and provider is None and self.active
 
@@ -92,6 +101,7 @@ class Telemetry:
         self.awaiting_provider = False
         if self.span_processor is not None:
             self.span_processor.active = False
+            self.span_processor.copy_attribution = False
 
 
 def build_telemetry(tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry:
@@ -120,6 +130,7 @@ def build_telemetry(tracer_provider: Any = None, meter_provider: Any = None) -> 
         duration_histogram=duration_histogram,
         inject_stream_usage=env_flag("CMDRDATA_INJECT_STREAM_USAGE", True),
         tracer_provider=tracer_provider,
+        genai=genai_mode(),
         metrics_off=isinstance(duration_histogram, metrics.NoOpHistogram),
         pricer=pricing.pricer_for(
             env_flag("CMDRDATA_COST", True), os.environ.get("CMDRDATA_PRICES_FILE") or None
