@@ -180,11 +180,22 @@ def _make_provider(processor: str) -> tuple[Any, Any]:
     return provider, exporter
 
 
+def _load_prices() -> None:
+    """Load the bundled list prices before timing: a one-time cost (about a second of CPU on a
+    background thread, once per process), not a per-call one; start-up measures it apart."""
+    try:
+        from opentelemetry_instrumentation_cmdrdata import pricing
+    except ImportError:  # a package from before cost existed (--before-path)
+        return
+    pricing.bundled_prices().wait(120)
+
+
 def _instrument(mode: str, provider: Any) -> None:
     if mode in ("cmdrdata", "cmdrdata-before"):
         from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor
 
         CmdrDataInstrumentor().instrument(tracer_provider=provider)
+        _load_prices()
     elif mode == "openllmetry":
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 

@@ -444,3 +444,27 @@ def test_a_process_forked_while_prices_load_still_gets_them(delay):
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip() == "0", out.stderr
+
+
+def test_instrument_alone_loads_no_prices():
+    """The bundled data costs most of a second of CPU: a process pays for it only once a call
+    asks for a price, not for instrument() (a worker that never calls an LLM never loads it)."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import threading
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry_instrumentation_cmdrdata import CmdrDataInstrumentor, pricing
+        CmdrDataInstrumentor().instrument(tracer_provider=TracerProvider())
+        loading = [t.name for t in threading.enumerate() if t.name == "cmdrdata-prices"]
+        print(loading, "genai_prices" in sys.modules)
+        cost = pricing.pricer_for(True, None).cost("openai", "gpt-4o", None, (10, 10, 0, 0, 0))
+        assert cost is None  # not loaded yet: the app's thread never waits
+        assert pricing.bundled_prices().wait(60)
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "[] False"

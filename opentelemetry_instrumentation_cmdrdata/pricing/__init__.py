@@ -104,7 +104,8 @@ class Pricer:
                     prices_file,
                     exc,
                 )
-        bundled.start()
+        # The bundled data (most of a second of CPU) loads when the first call asks for a
+        # price, not at instrument(): a process that never calls an LLM never pays for it.
 
     def cost(
         self,
