@@ -31,13 +31,14 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from . import billing
 from .customer import read_attribution
+from .logs import LogOnce, log_internal_error
 from .semconv import CMDRDATA_CUSTOMER_ID, CMDRDATA_METADATA_PREFIX, SCOPE_NAME
 
 _log = logging.getLogger("opentelemetry_instrumentation_cmdrdata")
 _lock = threading.Lock()
 # One processor per provider, weakly held: a provider nobody uses any more is not kept alive.
 _installed: weakref.WeakKeyDictionary[Any, CmdrDataSpanProcessor] = weakref.WeakKeyDictionary()
-_failed: set[str] = set()
+_attach_failures = LogOnce(_log)
 
 
 class CmdrDataSpanProcessor(SpanProcessor):
@@ -57,7 +58,7 @@ class CmdrDataSpanProcessor(SpanProcessor):
         try:
             _copy_attribution(span, parent_context)
         except Exception as exc:  # never fail the app's span
-            _log.debug("cmdrdata: customer not copied onto a span: %s", exc)
+            log_internal_error("copying the customer onto a span", exc)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         if self.active:
@@ -99,8 +100,8 @@ def attach(provider: Any) -> CmdrDataSpanProcessor | None:
     except Exception as exc:
         # Asked again per call while the global provider is awaited: say it once.
         kind = type(exc).__name__
-        level = logging.DEBUG if kind in _failed else logging.WARNING
-        _failed.add(kind)
-        _log.log(level, "cmdrdata: could not add its span processor: %s: %s", kind, exc)
+        _attach_failures.log(
+            kind, logging.WARNING, "cmdrdata: could not add its span processor: %s: %s", kind, exc
+        )
         return None
     return processor
