@@ -119,6 +119,22 @@ def test_providers_subset(tracer_provider, openai_server, make_openai_client, sp
         instrumentor.uninstrument()
 
 
+def test_contract_names_not_instrumented_yet_are_accepted_with_a_warning(
+    tracer_provider, openai_server, make_openai_client, spans, caplog
+):
+    """SPEC section 2 names every SDK of section 9: naming one must never break the app, and a
+    call it would not bill is said out loud."""
+    instrumentor = CmdrDataInstrumentor()
+    with caplog.at_level(logging.WARNING, logger="opentelemetry_instrumentation_cmdrdata"):
+        instrumentor.instrument(tracer_provider=tracer_provider, providers=["openai", "bedrock"])
+    try:
+        make_openai_client().chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert len(spans()) == 1
+        assert any("bedrock calls are not instrumented" in r.getMessage() for r in caplog.records)
+    finally:
+        instrumentor.uninstrument()
+
+
 def test_unknown_provider_name_is_a_clear_error(tracer_provider):
     with pytest.raises(ValueError, match="unknown provider"):
         CmdrDataInstrumentor().instrument(tracer_provider=tracer_provider, providers=["opneai"])
